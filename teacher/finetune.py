@@ -1,0 +1,230 @@
+"""Stage `teacher`: fine-tune any sequence-classification checkpoint on the task, with HF `Trainer`.
+
+Dynamic padding, length-grouped batches, linear warm-up and decay, dev evaluation each epoch, the best
+dev checkpoint kept, and resume after a kill (Trainer checkpoints every `teacher.save_steps`). Writes
+`teacher/model/` (a `save_pretrained` dir with its tokenizer) and `teacher/metrics.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from teacher.checkpoints import resolve_base
+from teacher.encoding import encode_rows, predict_logits
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    fingerprint,
+    read_json,
+    recorded_fingerprint,
+    require,
+    write_json,
+)
+from tinykd.config import Config
+from tinykd.environment import environment
+from tinykd.metrics import classification_metrics
+from tinykd.splits import stratified_sample
+
+STATE_FILE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it is incomplete
+BEST_FILE = "tinykd_best.json"
+
+
+@dataclass
+class TeacherResult:
+    dev_accuracy: float
+    test_accuracy: float
+    test_macro_f1: float
+    train_seconds: float
+    examples_per_second: float
+    resumed_from_step: int | None = None
+    skipped: bool = False
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"teacher: up to date (test accuracy {self.test_accuracy:.2%})"
+        resumed = f", resumed at step {self.resumed_from_step}" if self.resumed_from_step else ""
+        return (
+            f"teacher: test accuracy {self.test_accuracy:.2%}, macro-F1 {self.test_macro_f1:.4f}, "
+            f"dev accuracy {self.dev_accuracy:.2%}; trained {self.train_seconds:.0f}s "
+            f"({self.examples_per_second:.1f} examples/s{resumed})"
+        )
+
+
+class KeepBestOnDev(TrainerCallback):
+    """After each dev evaluation, save the model if its dev accuracy is the best so far.
+
+    The best score lives beside the saved model, so it survives a kill and a resume.
+    """
+
+    def __init__(self, best_dir: Path, tokenizer) -> None:
+        self.best_dir = best_dir
+        self.tokenizer = tokenizer
+
+    def best_accuracy(self) -> float:
+        marker = self.best_dir / BEST_FILE
+        return read_json(marker)["dev_accuracy"] if marker.exists() else -1.0
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        accuracy = metrics["eval_accuracy"]
+        if accuracy > self.best_accuracy():
+            with atomic_path(self.best_dir) as tmp:
+                model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                (tmp / BEST_FILE).write_text(
+                    f'{{"dev_accuracy": {accuracy}, "epoch": {state.epoch}, "step": {state.global_step}}}\n'
+                )
+
+
+def run(config: Config, paths: RunPaths) -> TeacherResult:
+    task, spec = config.task, config.teacher
+    data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
+    stamp = fingerprint(task, spec, data_stamp)
+    if recorded_fingerprint(paths.teacher_metrics) == stamp and paths.teacher_model.is_dir():
+        previous = read_json(paths.teacher_metrics)
+        return TeacherResult(
+            dev_accuracy=previous["dev"]["accuracy"], test_accuracy=previous["test"]["accuracy"],
+            test_macro_f1=previous["test"]["macro_f1"], train_seconds=previous["train_seconds"],
+            examples_per_second=previous["train_examples_per_second"], skipped=True,
+        )
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+
+    base = resolve_base(spec.base)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    names = task.display_names
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True,
+    )
+    if spec.freeze_embeddings:
+        model.get_input_embeddings().requires_grad_(False)
+
+    train_rows = stratified_sample(pd.read_parquet(paths.split("train")), spec.max_train_rows, spec.seed)
+    dev_rows = pd.read_parquet(paths.split("dev"))
+    train_features = encode_rows(tokenizer, train_rows, task.max_length)
+    dev_features = encode_rows(tokenizer, dev_rows, task.max_length)
+
+    work = paths.teacher_checkpoints
+    resume_from = _prepare_checkpoints(work, stamp)
+    best_dir = paths.teacher_dir / "best"
+    if resume_from is None:
+        shutil.rmtree(best_dir, ignore_errors=True)
+    trainer = Trainer(
+        model=model,
+        args=_training_arguments(spec, work),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=train_features,
+        eval_dataset=dev_features,
+        processing_class=tokenizer,
+        compute_metrics=_dev_metrics,
+        callbacks=[KeepBestOnDev(best_dir, tokenizer)],
+    )
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    train_seconds = time.perf_counter() - started
+    if not best_dir.is_dir():  # no dev evaluation happened (e.g. a fraction of an epoch): keep the last model
+        KeepBestOnDev(best_dir, tokenizer).on_evaluate(None, trainer.state, None, trainer.evaluate(), model)
+
+    # Judge the kept (best-on-dev) model on dev and test with the same inference code labelling uses.
+    best = AutoModelForSequenceClassification.from_pretrained(best_dir)
+    figures = {}
+    for split, rows in (("dev", dev_rows), ("test", pd.read_parquet(paths.split("test")))):
+        logits = predict_logits(best, tokenizer, encode_rows(tokenizer, rows, task.max_length), spec.eval_batch_size)
+        figures[split] = classification_metrics(rows["label"].to_numpy(), logits.argmax(-1), names)
+
+    with atomic_path(paths.teacher_model) as tmp:
+        shutil.copytree(best_dir, tmp)
+    trained_examples = output.metrics.get("train_samples_per_second", 0.0)
+    metrics = {
+        "fingerprint": stamp,
+        "base": spec.base,
+        "dev": figures["dev"],
+        "test": figures["test"],
+        "best_on_dev": read_json(best_dir / BEST_FILE),
+        "train_rows": len(train_rows),
+        "epochs": spec.epochs,
+        "train_seconds": round(train_seconds, 1),
+        "train_examples_per_second": round(trained_examples, 2),
+        "resumed_from_step": _step(resume_from),
+        "parameters": sum(p.numel() for p in best.parameters()),
+        "config": spec.model_dump(mode="json"),
+        "environment": environment(spec.threads),
+    }
+    write_json(paths.teacher_metrics, metrics)
+    shutil.rmtree(work, ignore_errors=True)  # checkpoints are only for resume; the model dir is the artifact
+    shutil.rmtree(best_dir, ignore_errors=True)
+    return TeacherResult(
+        dev_accuracy=figures["dev"]["accuracy"], test_accuracy=figures["test"]["accuracy"],
+        test_macro_f1=figures["test"]["macro_f1"], train_seconds=train_seconds,
+        examples_per_second=trained_examples, resumed_from_step=_step(resume_from),
+    )
+
+
+def _training_arguments(spec, work: Path) -> TrainingArguments:
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # transformers >= 5.20 names the sampler; older releases (the GPU image has 5.17) use a flag.
+    sampling = (
+        {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
+        else {"group_by_length": True}
+    )
+    return TrainingArguments(
+        output_dir=str(work),
+        num_train_epochs=spec.epochs,
+        per_device_train_batch_size=spec.batch_size,
+        per_device_eval_batch_size=spec.eval_batch_size,
+        learning_rate=spec.learning_rate,
+        weight_decay=spec.weight_decay,
+        lr_scheduler_type="linear",
+        warmup_steps=spec.warmup_ratio,  # a float < 1 is a fraction of all steps
+        eval_strategy="epoch",
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        save_total_limit=1,
+        logging_steps=25,
+        report_to="none",
+        seed=spec.seed,
+        dataloader_num_workers=0,
+        **sampling,
+    )
+
+
+def _prepare_checkpoints(work: Path, stamp: str) -> Path | None:
+    """The newest complete checkpoint of *this* configuration, after clearing stale or partial ones."""
+    marker = work / "tinykd_fingerprint"
+    if work.exists() and (not marker.exists() or marker.read_text().strip() != stamp):
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(stamp)
+    complete = []
+    for candidate in work.glob("checkpoint-*"):
+        if (candidate / STATE_FILE).is_file():
+            complete.append(candidate)
+        else:
+            shutil.rmtree(candidate)  # killed while saving
+    return max(complete, key=_step, default=None)
+
+
+def _step(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None
+
+
+def _dev_metrics(prediction) -> dict:
+    predicted = np.asarray(prediction.predictions).argmax(-1)
+    gold = np.asarray(prediction.label_ids)
+    return {"accuracy": float((predicted == gold).mean())}

