@@ -200,6 +200,7 @@ def _training_arguments(spec, work: Path) -> TrainingArguments:
         report_to="none",
         seed=spec.seed,
         dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         **sampling,
     )
 

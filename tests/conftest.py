@@ -69,3 +69,10 @@ def tiny_teacher(tmp_path_factory) -> Path:
 
     texts = [text for _, text in sentiment_rows(360)]
     return save_tiny_teacher(tmp_path_factory.mktemp("tiny_teacher"), texts)
+
+
+def pytest_configure(config):
+    # Tiny models run fastest on one thread, and it keeps in-process tests from fighting over 2 cores.
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,0 +1,49 @@
+"""The teacher stage on a tiny random BERT (any AutoModelForSequenceClassification dir is a valid base)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import file_task, write_config
+from teacher import finetune
+from tinykd import data_stage
+from tinykd.artifacts import RunPaths
+from tinykd.config_loading import load_config
+
+
+def _config(tmp_path, files, teacher_dir, **teacher):
+    spec = {"base": str(teacher_dir), "epochs": 8, "batch_size": 16, "learning_rate": 3e-3, "warmup_ratio": 0.1,
+            "save_steps": 10, **teacher}
+    return load_config(write_config(tmp_path / "c.yaml", {"task": file_task(files), "teacher": spec}))
+
+
+def test_teacher_learns_the_task_and_writes_its_artifacts(sentiment_files, tiny_teacher, tmp_path):
+    config = _config(tmp_path, sentiment_files, tiny_teacher)
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    result = finetune.run(config, paths)
+    # The synthetic task is decided by one cue word: a working fine-tune learns it, chance is 50%.
+    assert result.test_accuracy >= 0.9, result.summary()
+    metrics = json.loads(paths.teacher_metrics.read_text())
+    assert set(metrics["test"]) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 60
+    assert metrics["test"]["per_class"]["positive"]["support"] == 30
+    assert metrics["train_seconds"] > 0 and metrics["train_examples_per_second"] > 0
+    assert metrics["best_on_dev"]["dev_accuracy"] == metrics["dev"]["accuracy"]
+    assert (paths.teacher_model / "config.json").is_file() and (paths.teacher_model / "tokenizer.json").is_file()
+    assert not paths.teacher_checkpoints.exists()  # resume checkpoints are removed once the model is written
+    assert finetune.run(config, paths).skipped  # unchanged config and data: nothing to do
+
+
+def test_frozen_embeddings_stay_fixed(sentiment_files, tiny_teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    config = _config(tmp_path, sentiment_files, tiny_teacher, epochs=1, freeze_embeddings=True)
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    finetune.run(config, paths)
+    key = "bert.embeddings.word_embeddings.weight"
+    before, after = load_file(tiny_teacher / "model.safetensors"), load_file(paths.teacher_model / "model.safetensors")
+    assert (before[key] == after[key]).all()
+    layer = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not (before[layer] == after[layer]).all()

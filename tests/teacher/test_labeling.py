@@ -1,0 +1,49 @@
+"""The label stage: raw float32 logits per row, in row order, matching the teacher's own forward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from tests.conftest import file_task, write_config
+from teacher import labeling
+from tinykd import data_stage
+from tinykd.artifacts import RunPaths
+from tinykd.config_loading import load_config
+
+
+def _fake_finetuned(paths: RunPaths, tiny_teacher) -> None:
+    """Use the tiny random teacher as the 'fine-tuned' model (labelling only needs a model dir)."""
+    import shutil
+
+    shutil.copytree(tiny_teacher, paths.teacher_model)
+    paths.teacher_metrics.write_text('{"fingerprint": "tiny"}')
+
+
+def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", {
+        "task": file_task(sentiment_files), "label": {"chunk_rows": 50, "batch_size": 7}}))
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    _fake_finetuned(paths, tiny_teacher)
+    result = labeling.run(config, paths)
+    assert result.rows == {"train": 240, "dev": 60, "test": 60} and result.rows_per_second > 0
+
+    schema = pq.read_schema(paths.labels("train"))
+    assert str(schema.field("logits").type) == "list<element: float>"
+    labelled = pd.read_parquet(paths.labels("train"))
+    rows = pd.read_parquet(paths.split("train"))
+    assert labelled[["text_a", "label"]].equals(rows)
+
+    # The stored logits are the model's own output for each row, unpadded, one at a time.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    for i in (0, 17, 239):
+        with torch.no_grad():
+            expected = model(**tokenizer(rows["text_a"][i], return_tensors="pt")).logits[0].numpy()
+        np.testing.assert_allclose(labelled["logits"][i], expected, atol=1e-5)
+    assert not paths.label_parts("train").exists()
+    assert labeling.run(config, paths).skipped
