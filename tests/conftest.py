@@ -63,6 +63,14 @@ def file_task(files: dict[str, Path], **task_overrides) -> dict:
     return task
 
 
+def install_as_teacher(paths, model_dir: Path) -> None:
+    """Stand a model dir in for the fine-tuned teacher, so label-stage tests need no fine-tuning."""
+    import shutil
+
+    shutil.copytree(model_dir, paths.teacher_model)
+    paths.teacher_metrics.write_text('{"fingerprint": "stand-in"}')
+
+
 @pytest.fixture
 def tiny_teacher(tmp_path_factory) -> Path:
     from tests.tiny_models import save_tiny_teacher

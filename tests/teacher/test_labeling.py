@@ -8,19 +8,11 @@ import pyarrow.parquet as pq
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from tests.conftest import file_task, write_config
+from tests.conftest import file_task, install_as_teacher, write_config
 from teacher import labeling
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
 from tinykd.config_loading import load_config
-
-
-def _fake_finetuned(paths: RunPaths, tiny_teacher) -> None:
-    """Use the tiny random teacher as the 'fine-tuned' model (labelling only needs a model dir)."""
-    import shutil
-
-    shutil.copytree(tiny_teacher, paths.teacher_model)
-    paths.teacher_metrics.write_text('{"fingerprint": "tiny"}')
 
 
 def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_path):
@@ -28,7 +20,7 @@ def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_p
         "task": file_task(sentiment_files), "label": {"chunk_rows": 50, "batch_size": 7}}))
     paths = RunPaths(tmp_path / "run")
     data_stage.run(config, paths)
-    _fake_finetuned(paths, tiny_teacher)
+    install_as_teacher(paths, tiny_teacher)
     result = labeling.run(config, paths)
     assert result.rows == {"train": 240, "dev": 60, "test": 60} and result.rows_per_second > 0
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, file_task, sentiment_rows, write_config, write_tsv
+from tests.conftest import ROOT, file_task, install_as_teacher, sentiment_rows, write_config, write_tsv
 from tinykd.artifacts import RunPaths
 
 pytestmark = pytest.mark.slow
@@ -77,10 +77,7 @@ def test_label_resumes_after_kill(tiny_teacher, tmp_path):
     runs = tmp_path / "runs"
     paths = RunPaths(runs / "tiny")
     _finish(_command(config, runs, "data"))
-    import shutil
-
-    shutil.copytree(tiny_teacher, paths.teacher_model)  # stand-in for a fine-tuned teacher
-    paths.teacher_metrics.write_text('{"fingerprint": "tiny"}')
+    install_as_teacher(paths, tiny_teacher)
 
     parts = paths.label_parts("train")
     _kill_when(_command(config, runs, "label"), lambda: len(list(parts.glob("part-*.parquet"))) >= 3)
@@ -94,8 +91,7 @@ def test_label_resumes_after_kill(tiny_teacher, tmp_path):
     fresh_runs = tmp_path / "fresh"
     _finish(_command(config, fresh_runs, "data"))
     fresh_paths = RunPaths(fresh_runs / "tiny")
-    shutil.copytree(tiny_teacher, fresh_paths.teacher_model)
-    fresh_paths.teacher_metrics.write_text('{"fingerprint": "tiny"}')
+    install_as_teacher(fresh_paths, tiny_teacher)
     _finish(_command(config, fresh_runs, "label"))
     fresh = pd.read_parquet(fresh_paths.labels("train"))
     np.testing.assert_allclose(np.stack(resumed["logits"]), np.stack(fresh["logits"]), atol=1e-6)
