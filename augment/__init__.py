@@ -1,0 +1,1 @@
+"""Data augmentation for data distillation: ops that make new, teacher-labelled training texts."""
