@@ -20,7 +20,15 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from teacher.encoding import encode_rows, predict_logits
-from tinykd.artifacts import RunPaths, atomic_path, fingerprint, recorded_fingerprint, require, write_json
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    fingerprint,
+    read_json,
+    recorded_fingerprint,
+    require,
+    write_json,
+)
 from tinykd.config import Config
 from tinykd.environment import environment
 
@@ -43,10 +51,13 @@ class LabelResult:
 def run(config: Config, paths: RunPaths) -> LabelResult:
     spec = config.label
     teacher_stamp = recorded_fingerprint(require(paths.teacher_metrics, "teacher"))
-    data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
-    stamp = fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, data_stamp)
     summary_path = paths.label_dir / "summary.json"
-    if recorded_fingerprint(summary_path) == stamp and all(paths.labels(s).exists() for s in spec.splits):
+    done = read_json(summary_path).get("splits", {}) if summary_path.exists() else {}
+    # Each split has its own fingerprint, so adding a split (e.g. augmented rows) labels only that one.
+    stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, _source_stamp(paths, split))
+              for split in config.label_splits}
+    todo = [s for s in stamps if done.get(s, {}).get("fingerprint") != stamps[s] or not paths.labels(s).exists()]
+    if not todo:
         return LabelResult(rows={}, rows_per_second=0.0, skipped=True)
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -56,10 +67,10 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     model.eval().requires_grad_(False)
 
     counts, computed, reused, seconds = {}, 0, 0, 0.0
-    for split in spec.splits:
-        rows = pd.read_parquet(require(paths.split(split), "data"))
+    for split in todo:
+        rows = pd.read_parquet(_source(paths, split))
         parts = paths.label_parts(split)
-        _reset_if_stale(parts, stamp)
+        _reset_if_stale(parts, stamps[split])
         chunks = range(0, len(rows), spec.chunk_rows)
         with tqdm(total=len(rows), desc=f"label {split}", unit="row", smoothing=0.1) as bar:
             for number, start in enumerate(chunks):
@@ -81,11 +92,25 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
             pq.write_table(table, tmp)
         shutil.rmtree(parts)
         counts[split] = table.num_rows
+        done[split] = {"fingerprint": stamps[split], "rows": table.num_rows}
+        write_json(summary_path, {"splits": done, "environment": environment(spec.threads)})
 
     rate = computed / seconds if seconds else 0.0
-    write_json(summary_path, {"fingerprint": stamp, "rows": counts, "rows_per_second": round(rate, 1),
-                              "batch_size": spec.batch_size, "environment": environment(spec.threads)})
+    write_json(summary_path, {"splits": done, "rows_per_second": round(rate, 1), "batch_size": spec.batch_size,
+                              "environment": environment(spec.threads)})
     return LabelResult(rows=counts, rows_per_second=rate, resumed_chunks=reused)
+
+
+def _source_stamp(paths: RunPaths, split: str) -> str | None:
+    if split == "augmented":
+        return recorded_fingerprint(require(paths.augment_summary, "augment"))
+    return recorded_fingerprint(require(paths.data_summary, "data"))
+
+
+def _source(paths: RunPaths, split: str):
+    if split == "augmented":
+        return require(paths.augmented, "augment")
+    return require(paths.split(split), "data")
 
 
 def _with_logits(rows: pd.DataFrame, logits: np.ndarray) -> pa.Table:

@@ -64,6 +64,27 @@ class RunPaths:
     def teacher_checkpoints(self) -> Path:
         return self.teacher_dir / "checkpoints"
 
+    # augment stage
+    @property
+    def augment_dir(self) -> Path:
+        return self.root / "augment"
+
+    @property
+    def augmented(self) -> Path:
+        return self.augment_dir / "augmented.parquet"
+
+    @property
+    def augment_summary(self) -> Path:
+        return self.augment_dir / "summary.json"
+
+    @property
+    def tagged_train(self) -> Path:
+        return self.augment_dir / "tagged_train.parquet"
+
+    @property
+    def pos_index(self) -> Path:
+        return self.augment_dir / "pos_index.json"
+
     # label stage
     @property
     def label_dir(self) -> Path:

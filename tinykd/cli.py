@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         names = [s.name for s in STAGES] if args.stage == "all" else [args.stage]
         for name in names:
+            if args.stage == "all" and not BY_NAME[name].configured(config):
+                print(f"{name}: not configured, skipped")
+                continue
             started = time.perf_counter()
             result = BY_NAME[name].load().run(config, paths)
             print(f"{result.summary()} [{time.perf_counter() - started:.0f}s]", flush=True)

@@ -8,7 +8,7 @@ ignored option. Loading (YAML, line numbers, `--set` overrides, `${VAR:-default}
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -140,10 +140,61 @@ class TeacherConfig(Section):
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads (default: all cores)")
 
 
+class UnkOp(Section):
+    """UNK noise: each word becomes the unknown token with probability p."""
+
+    op: Literal["unk"]
+    weight: float = Field(default=1.0, gt=0, description="relative share of new rows made by this op")
+    p: float = Field(default=0.1, ge=0, le=1)
+
+
+class PosOp(Section):
+    """Same-POS substitution: each word becomes another dataset word with its jieba POS tag, with probability p."""
+
+    op: Literal["pos"]
+    weight: float = Field(default=1.0, gt=0)
+    p: float = Field(default=0.1, ge=0, le=1)
+
+
+class NSampleOp(Section):
+    """n-sampling: a contiguous span of words of random length."""
+
+    op: Literal["nsample"]
+    weight: float = Field(default=1.0, gt=0)
+
+
+class TextAttackOp(Section):
+    """Any textattack `Transformation` by class name (needs the optional textattack environment)."""
+
+    op: Literal["textattack"]
+    weight: float = Field(default=1.0, gt=0)
+    transformation: str = Field(description="class name in textattack.transformations, e.g. WordSwapRandomCharacterDeletion")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the transformation")
+
+
+AugmentOpConfig = Annotated[UnkOp | PosOp | NSampleOp | TextAttackOp, Field(discriminator="op")]
+
+
+def _default_ops() -> list:
+    return [UnkOp(op="unk"), PosOp(op="pos"), NSampleOp(op="nsample")]
+
+
+class AugmentConfig(Section):
+    """ERNIE-style data augmentation of the train split; the teacher labels the new rows."""
+
+    ops: list[AugmentOpConfig] = Field(default_factory=_default_ops, min_length=1)
+    multiplier: int = Field(default=10, ge=1, description="new rows per source row (before duplicate removal)")
+    seed: int = 0
+    max_tries: int = Field(default=5, ge=1, description="attempts per new row to differ from the source and earlier rows")
+    unk_token: str | None = Field(default=None, description="default: the teacher tokenizer's unknown token")
+
+
 class LabelConfig(Section):
     """Teacher labelling: raw logits for every row of the chosen splits."""
 
-    splits: list[Literal["train", "dev", "test"]] = Field(default_factory=lambda: ["train", "dev", "test"])
+    splits: list[Literal["train", "dev", "test", "augmented"]] | None = Field(
+        default=None, description="default: train, dev, test, plus augmented when an augment section is set"
+    )
     batch_size: int = Field(default=64, ge=1)
     chunk_rows: int = Field(default=2048, ge=1, description="rows per resumable chunk")
     threads: int | None = Field(default=None, ge=1)
@@ -154,4 +205,17 @@ class Config(Section):
 
     task: TaskConfig
     teacher: TeacherConfig = TeacherConfig()
+    augment: AugmentConfig | None = Field(default=None, description="omit to train on gold rows only")
     label: LabelConfig = LabelConfig()
+
+    @model_validator(mode="after")
+    def _augmented_rows_need_augment(self) -> Config:
+        if self.label.splits and "augmented" in self.label.splits and self.augment is None:
+            raise ValueError("label.splits includes 'augmented' but the config has no augment section")
+        return self
+
+    @property
+    def label_splits(self) -> list[str]:
+        if self.label.splits is not None:
+            return list(self.label.splits)
+        return [*SPLITS, "augmented"] if self.augment is not None else list(SPLITS)

@@ -48,7 +48,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_describe(err, path, lines)) from None
+        raise ConfigError(_describe(err, path, lines, raw)) from None
 
 
 def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
@@ -99,13 +99,26 @@ def _apply_override(raw: dict, item: str) -> None:
     node[keys[-1]] = value
 
 
-def _describe(err: ValidationError, path: Path, lines: dict[str, int]) -> str:
+def _user_path(loc: tuple, raw: Any) -> str:
+    """The key path as the user wrote it. pydantic puts the tag of a discriminated union into `loc`
+    (task.source.files.train, augment.ops.0.pos.p); the tag is a value in the YAML, not a key: drop it."""
+    keys, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part not in node and part in (node.get("type"), node.get("op")):
+            continue
+        keys.append(str(part))
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return ".".join(keys)
+
+
+def _describe(err: ValidationError, path: Path, lines: dict[str, int], raw: Any) -> str:
     """One line per problem: file:line: key.path: message."""
     out = []
     for problem in err.errors():
-        # Drop the union tag pydantic inserts for discriminated unions (task.source.files.train).
-        loc = [str(p) for p in problem["loc"] if p not in ("snownlp_sentiment", "files")]
-        dotted = ".".join(loc)
+        dotted = _user_path(problem["loc"], raw)
         line = _nearest_line(dotted, lines)
         where = f"{path}:{line}" if isinstance(line, int) else f"{path} ({line})" if line else str(path)
         message = problem["msg"].removeprefix("Value error, ")

@@ -8,6 +8,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Callable
+
+from tinykd.config import Config
+
+
+def _always(config: Config) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -15,6 +22,7 @@ class Stage:
     name: str
     module: str
     help: str
+    configured: Callable[[Config], bool] = _always  # `all` skips a stage whose config section is absent
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -23,6 +31,8 @@ class Stage:
 STAGES = (
     Stage("data", "tinykd.data_stage", "read the task source, check every row, write train/dev/test Parquet splits"),
     Stage("teacher", "teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill)"),
+    Stage("augment", "augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
+          configured=lambda config: config.augment is not None),
     Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
