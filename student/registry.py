@@ -1,0 +1,21 @@
+"""Student kind -> model class, and loading a saved student directory by its config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from student.bilstm import BiLstmStudent
+from student.bow import BowStudent
+from student.small_student import SmallStudent, SmallStudentConfig
+from student.textcnn import TextCnnStudent
+
+SMALL_STUDENTS: dict[str, type[SmallStudent]] = {"bow": BowStudent, "cnn": TextCnnStudent, "lstm": BiLstmStudent}
+
+
+def build_small_student(config: SmallStudentConfig) -> SmallStudent:
+    return SMALL_STUDENTS[config.kind](config)
+
+
+def load_small_student(directory: Path) -> SmallStudent:
+    config = SmallStudentConfig.from_pretrained(directory)
+    return SMALL_STUDENTS[config.kind].from_pretrained(directory)

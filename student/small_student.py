@@ -1,0 +1,93 @@
+"""What BOW, TextCNN and BiLSTM students share: one config class, the pair head, the HF plumbing.
+
+Each student is a `PreTrainedModel` (so `save_pretrained`/`from_pretrained` work) whose subclass only
+defines `encode(ids, mask) -> (B, D)`. A pair is encoded siamese-style, each text on its own, and
+classified from [u, v, |u - v|, u * v] — the standard matching features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+class SmallStudentConfig(PretrainedConfig):
+    model_type = "tinykd-small-student"
+
+    def __init__(
+        self,
+        kind: str = "bow",
+        vocab_size: int = 2,
+        embedding_dim: int = 128,
+        hidden_size: int = 128,
+        num_labels: int = 2,
+        pair: bool = False,
+        kernel_sizes: tuple[int, ...] = (3, 4, 5),
+        num_filters: int = 128,
+        pooling: str = "max",
+        dropout: float = 0.1,
+        **kwargs,
+    ) -> None:
+        self.kind = kind
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.pair = pair
+        self.kernel_sizes = list(kernel_sizes)
+        self.num_filters = num_filters
+        self.pooling = pooling
+        self.dropout = dropout
+        super().__init__(num_labels=num_labels, **kwargs)
+
+
+class SmallStudent(PreTrainedModel):
+    config_class = SmallStudentConfig
+    base_model_prefix = "student"
+
+    def __init__(self, config: SmallStudentConfig) -> None:
+        super().__init__(config)
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def build_head(self, encoded_dim: int) -> None:
+        """Called by subclasses once they know their encoding width."""
+        features = 4 * encoded_dim if self.config.pair else encoded_dim
+        self.head = nn.Sequential(
+            nn.Linear(features, self.config.hidden_size), nn.ReLU(), nn.Dropout(self.config.dropout),
+            nn.Linear(self.config.hidden_size, self.config.num_labels),
+        )
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.1)
+            with torch.no_grad():
+                module.weight[0].zero_()  # [PAD]
+        elif isinstance(module, (nn.Linear, nn.Conv1d)):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, L)
+        attention_mask: torch.Tensor | None = None,  # (B, L), 1 = real token
+        input_ids_b: torch.Tensor | None = None,  # (B, Lb), pairs only
+        attention_mask_b: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
+        mask = attention_mask if attention_mask is not None else input_ids != 0
+        u = self.encode(input_ids, mask.bool())  # (B, D)
+        if self.config.pair:
+            if input_ids_b is None:
+                raise ValueError("this student was built for text pairs: pass input_ids_b")
+            mask_b = attention_mask_b if attention_mask_b is not None else input_ids_b != 0
+            v = self.encode(input_ids_b, mask_b.bool())  # (B, D)
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)  # (B, 4D)
+        logits = self.head(self.dropout(u))  # (B, K)
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -1,0 +1,76 @@
+"""BOW / TextCNN / BiLSTM students and their tokenizer: save/load round trips, padding, pairs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from student.registry import SMALL_STUDENTS, build_small_student, load_small_student
+from student.small_student import SmallStudentConfig
+from student.vocabulary import PAD, UNK, StudentTokenizer
+
+TEXTS = ["这家酒店的服务很好", "房间太小了，很失望", "服务很好，房间干净", "早餐一般"]
+
+
+@pytest.fixture(params=["word", "char"])
+def tokenizer(request) -> StudentTokenizer:
+    return StudentTokenizer.build(TEXTS, request.param, max_size=1000, min_freq=1, max_length=16)
+
+
+def test_vocabulary_is_built_from_the_texts_with_cap_and_min_freq():
+    words = StudentTokenizer.build(TEXTS, "word", max_size=1000, min_freq=1, max_length=16)
+    assert words.tokens[:2] == [PAD, UNK] and "服务" in words.ids and "酒店" in words.ids
+    frequent = StudentTokenizer.build(TEXTS, "word", max_size=1000, min_freq=2, max_length=16)
+    assert set(frequent.tokens[2:]) == {"服务", "很", "好", "房间", "，"}
+    capped = StudentTokenizer.build(TEXTS, "char", max_size=5, min_freq=1, max_length=16)
+    assert len(capped) == 5 and capped.tokens[2] == "很"  # the most frequent character first
+
+
+def test_unknown_token_aliases_map_to_unk(tokenizer):
+    ids = tokenizer.token_ids("服务<unk>很好[UNK]")
+    assert ids.count(tokenizer.unk_id) == 2
+    assert tokenizer.token_ids("") == [tokenizer.unk_id]
+    assert len(tokenizer.token_ids("很" * 100)) == 16  # truncated to max_length
+
+
+def _batch(tokenizer, texts):
+    return tokenizer.pad([tokenizer.token_ids(t) for t in texts])
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL_STUDENTS))
+def test_save_load_gives_identical_outputs(kind, tokenizer, tmp_path):
+    torch.manual_seed(0)
+    model = build_small_student(SmallStudentConfig(kind=kind, vocab_size=len(tokenizer), embedding_dim=16,
+                                                   hidden_size=8, num_filters=4)).eval()
+    ids, mask = _batch(tokenizer, TEXTS)
+    expected = model(ids, mask).logits
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = load_small_student(tmp_path).eval()
+    reloaded_tokenizer = StudentTokenizer.from_pretrained(tmp_path)
+    assert type(loaded) is type(model)
+    assert torch.equal(loaded(*_batch(reloaded_tokenizer, TEXTS)).logits, expected)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL_STUDENTS))
+def test_padding_does_not_change_the_output(kind, tokenizer):
+    torch.manual_seed(0)
+    model = build_small_student(SmallStudentConfig(kind=kind, vocab_size=len(tokenizer), embedding_dim=16,
+                                                   hidden_size=8, num_filters=4)).eval()
+    ids, mask = _batch(tokenizer, TEXTS)  # padded to the longest text
+    for row, text in enumerate(TEXTS):
+        alone = torch.tensor([tokenizer.token_ids(text)])
+        torch.testing.assert_close(model(alone).logits[0], model(ids, mask).logits[row])
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL_STUDENTS))
+def test_pair_students_take_two_texts(kind, tokenizer):
+    torch.manual_seed(0)
+    model = build_small_student(SmallStudentConfig(kind=kind, vocab_size=len(tokenizer), embedding_dim=16,
+                                                   hidden_size=8, num_filters=4, pair=True, num_labels=3)).eval()
+    a, mask_a = _batch(tokenizer, TEXTS[:2])
+    b, mask_b = _batch(tokenizer, TEXTS[2:])
+    out = model(a, mask_a, b, mask_b, labels=torch.tensor([0, 2]))
+    assert out.logits.shape == (2, 3) and out.loss.ndim == 0
+    with pytest.raises(ValueError, match="pass input_ids_b"):
+        model(a, mask_a)
