@@ -37,19 +37,24 @@ class StudentTokenizer:
         return len(self.tokens)
 
     @classmethod
-    def build(cls, texts: Iterable[str], level: Literal["word", "char"], max_size: int, min_freq: int,
-              max_length: int) -> StudentTokenizer:
-        counts = Counter(token for text in texts for token in _split(text, level) if token is not None)
+    def build(cls, token_lists: Iterable[list[str | None]], level: Literal["word", "char"], max_size: int,
+              min_freq: int, max_length: int) -> StudentTokenizer:
+        """Vocabulary of the `max_size` - 2 most frequent tokens seen `min_freq` times (ties by token)."""
+        counts = Counter(token for tokens in token_lists for token in tokens if token is not None)
         kept = [t for t, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_freq]
         return cls([PAD, UNK, *kept[: max_size - 2]], level, max_length)
 
     def split(self, text: str) -> list[str | None]:
-        return _split(text, self.level)
+        return split_text(text, self.level)
 
     def token_ids(self, text: str) -> list[int]:
         """Ids of one text, truncated to `max_length` (at least one id: an empty text is [UNK])."""
-        ids = [self.unk_id if t is None else self.ids.get(t, self.unk_id) for t in self.split(text)]
-        return ids[: self.max_length] or [self.unk_id]
+        return self.ids_of(self.split(text))
+
+    def ids_of(self, tokens: list[str | None]) -> list[int]:
+        """Ids of already split tokens (see `split`), truncated to `max_length`, never empty."""
+        ids = [self.unk_id if t is None else self.ids.get(t, self.unk_id) for t in tokens[: self.max_length]]
+        return ids or [self.unk_id]
 
     def pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, mask), both (B, L) with L the longest sequence in the batch."""
@@ -69,7 +74,7 @@ class StudentTokenizer:
         return cls(payload["tokens"], payload["level"], payload["max_length"])
 
 
-def _split(text: str, level: str) -> list[str | None]:
+def split_text(text: str, level: str) -> list[str | None]:
     """Tokens of `text`; None stands for an unknown-token alias written in the text."""
     out: list[str | None] = []
     for piece in _ALIAS_PATTERN.split(text):

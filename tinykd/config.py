@@ -200,6 +200,44 @@ class LabelConfig(Section):
     threads: int | None = Field(default=None, ge=1)
 
 
+class LossWeights(Section):
+    """Named loss weights: total = Σ weight · term; a term with weight 0 is not computed."""
+
+    hard: float = Field(default=1.0, ge=0, description="CE on gold labels (teacher argmax on augmented rows)")
+    soft: float = Field(default=0.0, ge=0, description="KL to the teacher's softened distribution, · T²")
+
+
+class SmallStudentSpec(Section):
+    """A BOW, TextCNN or BiLSTM student over its own jieba-word or character vocabulary."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="directory name: students/<name>/")
+    kind: Literal["bow", "cnn", "lstm"]
+    tokens: Literal["word", "char"] = "word"
+    vocab_size: int = Field(default=30000, ge=10, description="vocabulary cap (most frequent tokens)")
+    min_freq: int = Field(default=2, ge=1)
+    embedding_dim: int = Field(default=128, ge=1)
+    hidden_size: int = Field(default=128, ge=1, description="MLP width (BOW, CNN) / LSTM units per direction")
+    num_filters: int = Field(default=128, ge=1, description="TextCNN filters per kernel size")
+    kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
+    pooling: Literal["max", "mean"] = Field(default="max", description="BiLSTM pooling over time")
+    dropout: float = Field(default=0.2, ge=0, lt=1)
+    data: Literal["gold", "distilled"] = Field(
+        default="distilled", description="gold: train rows only; distilled: train + teacher-labelled augmented rows"
+    )
+    losses: LossWeights = LossWeights(hard=1.0, soft=1.0)
+    temperature: float = Field(default=1.0, gt=0)
+    augmented_target: Literal["hard", "soft"] = Field(
+        default="hard", description="what augmented rows teach: the teacher's argmax (ERNIE) or only its soft labels"
+    )
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    patience: int = Field(default=3, ge=1, description="early stopping: epochs without a better dev accuracy")
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+
 class Config(Section):
     """One task's whole configuration."""
 
@@ -207,11 +245,22 @@ class Config(Section):
     teacher: TeacherConfig = TeacherConfig()
     augment: AugmentConfig | None = Field(default=None, description="omit to train on gold rows only")
     label: LabelConfig = LabelConfig()
+    students: list[SmallStudentSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
         if self.label.splits and "augmented" in self.label.splits and self.augment is None:
             raise ValueError("label.splits includes 'augmented' but the config has no augment section")
+        return self
+
+    @model_validator(mode="after")
+    def _students_consistent(self) -> Config:
+        names = [s.name for s in self.students]
+        if len(set(names)) != len(names):
+            raise ValueError(f"students: duplicate names {sorted(n for n in names if names.count(n) > 1)}")
+        for i, spec in enumerate(self.students):
+            if spec.data == "distilled" and self.augment is None:
+                raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs an augment section")
         return self
 
     @property

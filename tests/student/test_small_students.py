@@ -7,22 +7,26 @@ import torch
 
 from student.registry import SMALL_STUDENTS, build_small_student, load_small_student
 from student.small_student import SmallStudentConfig
-from student.vocabulary import PAD, UNK, StudentTokenizer
+from student.vocabulary import PAD, UNK, StudentTokenizer, split_text
 
 TEXTS = ["这家酒店的服务很好", "房间太小了，很失望", "服务很好，房间干净", "早餐一般"]
 
 
 @pytest.fixture(params=["word", "char"])
 def tokenizer(request) -> StudentTokenizer:
-    return StudentTokenizer.build(TEXTS, request.param, max_size=1000, min_freq=1, max_length=16)
+    return _build(request.param, max_size=1000, min_freq=1)
+
+
+def _build(level: str, max_size: int, min_freq: int) -> StudentTokenizer:
+    return StudentTokenizer.build([split_text(t, level) for t in TEXTS], level, max_size, min_freq, max_length=16)
 
 
 def test_vocabulary_is_built_from_the_texts_with_cap_and_min_freq():
-    words = StudentTokenizer.build(TEXTS, "word", max_size=1000, min_freq=1, max_length=16)
+    words = _build("word", max_size=1000, min_freq=1)
     assert words.tokens[:2] == [PAD, UNK] and "服务" in words.ids and "酒店" in words.ids
-    frequent = StudentTokenizer.build(TEXTS, "word", max_size=1000, min_freq=2, max_length=16)
+    frequent = _build("word", max_size=1000, min_freq=2)
     assert set(frequent.tokens[2:]) == {"服务", "很", "好", "房间", "，"}
-    capped = StudentTokenizer.build(TEXTS, "char", max_size=5, min_freq=1, max_length=16)
+    capped = _build("char", max_size=5, min_freq=1)
     assert len(capped) == 5 and capped.tokens[2] == "很"  # the most frequent character first
 
 

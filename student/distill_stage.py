@@ -1,0 +1,124 @@
+"""Stage `distill`: train every student in `students:` and judge it on dev and test.
+
+Small students (BOW, TextCNN, BiLSTM) learn from the gold train rows and, with `data: distilled`, from
+the augmented rows the teacher labelled (ERNIE's data distillation). Writes, per student,
+`students/<name>/model/` (model + its tokenizer), `metrics.json` and `train_log.csv`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from student.losses.hard import NO_TARGET
+from student.small_trainer import Encoded, TokenCache, encode_table, predict, train_small_student
+from student.vocabulary import StudentTokenizer
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    fingerprint,
+    read_json,
+    recorded_fingerprint,
+    require,
+    write_json,
+)
+from tinykd.config import Config, SmallStudentSpec
+from tinykd.environment import environment
+from tinykd.metrics import classification_metrics
+from tinykd.task_rows import text_columns
+
+
+@dataclass
+class DistillResult:
+    accuracy: dict[str, float] = field(default_factory=dict)  # student name -> test accuracy
+    skipped: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{name} {acc:.2%}" for name, acc in self.accuracy.items()]
+        fresh = f" ({len(self.skipped)} up to date)" if self.skipped else ""
+        return "distill: test accuracy " + (", ".join(parts) if parts else "-") + fresh
+
+
+def run(config: Config, paths: RunPaths) -> DistillResult:
+    result, cache = DistillResult(), TokenCache()
+    for spec in config.students:
+        metrics = distill_one(config, spec, paths, cache)
+        result.accuracy[spec.name] = metrics["test"]["accuracy"]
+        if metrics.get("skipped"):
+            result.skipped.append(spec.name)
+    return result
+
+
+def _inputs_stamp(spec: SmallStudentSpec, paths: RunPaths) -> list:
+    stamps = [recorded_fingerprint(require(paths.data_summary, "data"))]
+    if spec.data == "distilled" or spec.losses.soft > 0:
+        stamps.append(read_json(require(paths.label_dir / "summary.json", "label")).get("splits"))
+    return stamps
+
+
+def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: TokenCache,
+                out_dir: Path | None = None) -> dict:
+    """Train one student into `out_dir` (default `students/<name>/`) unless it is up to date; its metrics."""
+    out_dir = out_dir or paths.root / "students" / spec.name
+    stamp = fingerprint(config.task, spec, _inputs_stamp(spec, paths))
+    if recorded_fingerprint(out_dir / "metrics.json") == stamp and (out_dir / "model").is_dir():
+        return read_json(out_dir / "metrics.json") | {"skipped": True}
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+
+    task, columns = config.task, text_columns(config.task)
+    names = task.display_names
+    uses_teacher = spec.data == "distilled" or spec.losses.soft > 0
+    train = pd.read_parquet(require(paths.labels("train"), "label") if uses_teacher else paths.split("train"))
+    sources = [train.assign(target=train["label"])]
+    if spec.data == "distilled":
+        augmented = pd.read_parquet(require(paths.labels("augmented"), "label"))
+        teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1)
+        sources.append(augmented.assign(target=teacher_label if spec.augmented_target == "hard" else NO_TARGET))
+    rows = pd.concat(sources, ignore_index=True)
+
+    tokenizer = StudentTokenizer.build(cache.split(spec.tokens, train[columns].to_numpy().ravel().tolist()),
+                                       spec.tokens, spec.vocab_size, spec.min_freq, task.max_length)
+    dev = pd.read_parquet(paths.split("dev"))
+    test = pd.read_parquet(paths.split("test"))
+    encode = lambda frame, targets: encode_table(frame, columns, tokenizer, cache, targets, len(names))  # noqa: E731
+    train_encoded: Encoded = encode(rows, rows["target"].to_numpy())
+    dev_encoded, test_encoded = encode(dev, dev["label"].to_numpy()), encode(test, test["label"].to_numpy())
+
+    outcome = train_small_student(spec, tokenizer, train_encoded, dev_encoded, dev["label"].to_numpy(),
+                                  len(names), pair=len(columns) == 2)
+    figures = {}
+    for split, frame, encoded in (("dev", dev, dev_encoded), ("test", test, test_encoded)):
+        started = time.perf_counter()
+        predicted = predict(outcome.model, tokenizer, encoded).argmax(1)
+        figures[split] = classification_metrics(frame["label"].to_numpy(), predicted, names)
+        figures[split]["seconds"] = round(time.perf_counter() - started, 3)
+
+    with atomic_path(out_dir / "model") as tmp:
+        outcome.model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    with atomic_path(out_dir / "train_log.csv") as tmp:
+        pd.DataFrame(outcome.log).to_csv(tmp, index=False)
+    metrics = {
+        "fingerprint": stamp,
+        "student": spec.name,
+        "kind": spec.kind,
+        "data": spec.data,
+        "dev": figures["dev"],
+        "test": figures["test"],
+        "train_rows": {"gold": len(train), "augmented": len(rows) - len(train)},
+        "best_epoch": outcome.best_epoch,
+        "train_seconds": round(outcome.seconds, 1),
+        "parameters": sum(p.numel() for p in outcome.model.parameters()),
+        "size_bytes": sum(f.stat().st_size for f in (out_dir / "model").iterdir()),
+        "vocabulary": len(tokenizer),
+        "config": spec.model_dump(mode="json"),
+        "environment": environment(spec.threads),
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,148 @@
+"""Training loop for the small students (BOW, TextCNN, BiLSTM): gold rows + teacher-labelled rows.
+
+Loss = Σ w_name · term_name over the configured terms (`hard`, `soft`), each logged by name per epoch.
+Rows with teacher logits get the soft term; gold rows (and, with `augmented_target: hard`, augmented rows
+via the teacher's argmax) get the hard term. Early stopping keeps the epoch with the best dev accuracy.
+These students train in seconds to minutes on CPU, so a killed run simply restarts (the artifact is
+written atomically at the end).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from student.losses.hard import NO_TARGET, hard_label_loss
+from student.losses.soft import soft_label_loss
+from student.registry import build_small_student
+from student.small_student import SmallStudent, SmallStudentConfig
+from student.vocabulary import StudentTokenizer, split_text
+from tinykd.config import SmallStudentSpec
+
+
+class TokenCache:
+    """Token lists per (level, text), shared by every student of a run: jieba is the slow part."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], list[str | None]] = {}
+
+    def split(self, level: str, texts: list[str]) -> list[list[str | None]]:
+        out = []
+        for text in texts:
+            key = (level, text)
+            if key not in self._tokens:
+                self._tokens[key] = split_text(text, level)
+            out.append(self._tokens[key])
+        return out
+
+    def ids(self, tokenizer: StudentTokenizer, texts: list[str]) -> list[list[int]]:
+        return [tokenizer.ids_of(tokens) for tokens in self.split(tokenizer.level, texts)]
+
+
+@dataclass
+class Encoded:
+    """A table of rows as student inputs: ids per text column, hard targets, teacher logits (or NaN)."""
+
+    ids: list[list[list[int]]]  # per text column: per row token ids
+    targets: torch.Tensor  # (N,) class id or NO_TARGET
+    teacher_logits: torch.Tensor  # (N, K); rows without teacher logits are NaN
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def encode_table(rows: pd.DataFrame, columns: list[str], tokenizer: StudentTokenizer, cache: TokenCache,
+                 targets: np.ndarray, num_labels: int) -> Encoded:
+    ids = [cache.ids(tokenizer, rows[c].tolist()) for c in columns]
+    if "logits" in rows:
+        logits = torch.tensor(np.stack(rows["logits"].to_numpy()), dtype=torch.float32)
+    else:
+        logits = torch.full((len(rows), num_labels), float("nan"))
+    return Encoded(ids, torch.tensor(targets, dtype=torch.long), logits)
+
+
+def batch_inputs(tokenizer: StudentTokenizer, encoded: Encoded, index: list[int]) -> dict[str, torch.Tensor]:
+    ids_a, mask_a = tokenizer.pad([encoded.ids[0][i] for i in index])
+    inputs = {"input_ids": ids_a, "attention_mask": mask_a}
+    if len(encoded.ids) == 2:
+        inputs["input_ids_b"], inputs["attention_mask_b"] = tokenizer.pad([encoded.ids[1][i] for i in index])
+    return inputs
+
+
+@torch.inference_mode()
+def predict(model: SmallStudent, tokenizer: StudentTokenizer, encoded: Encoded, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, K) in row order."""
+    model.eval()
+    out = [model(**batch_inputs(tokenizer, encoded, list(range(s, min(s + batch_size, len(encoded)))))).logits
+           for s in range(0, len(encoded), batch_size)]
+    return torch.cat(out).numpy()
+
+
+@dataclass
+class TrainOutcome:
+    model: SmallStudent
+    log: list[dict]
+    best_epoch: int
+    seconds: float
+
+
+def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, train: Encoded, dev: Encoded,
+                        dev_labels: np.ndarray, num_labels: int, pair: bool) -> TrainOutcome:
+    torch.manual_seed(spec.seed)
+    rng = random.Random(spec.seed)
+    model = build_small_student(SmallStudentConfig(
+        kind=spec.kind, vocab_size=len(tokenizer), embedding_dim=spec.embedding_dim, hidden_size=spec.hidden_size,
+        num_labels=num_labels, pair=pair, kernel_sizes=tuple(spec.kernel_sizes), num_filters=spec.num_filters,
+        pooling=spec.pooling, dropout=spec.dropout,
+    ))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    has_teacher = ~torch.isnan(train.teacher_logits).any(dim=1)  # (N,)
+    weights = spec.losses.model_dump()
+
+    best_accuracy, best_state, best_epoch, waited, log = -1.0, None, 0, 0, []
+    started = time.perf_counter()
+    epochs = tqdm(range(1, spec.epochs + 1), desc=f"distill {spec.name}", unit="epoch")
+    for epoch in epochs:
+        model.train()
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        sums = {name: 0.0 for name in weights} | {"loss": 0.0}
+        batches = 0
+        for start in range(0, len(order), spec.batch_size):
+            index = order[start : start + spec.batch_size]
+            logits = model(**batch_inputs(tokenizer, train, index)).logits  # (B, K)
+            terms = {}
+            if weights["hard"] > 0:
+                terms["hard"] = hard_label_loss(logits, train.targets[index])
+            if weights["soft"] > 0:
+                taught = has_teacher[index]
+                terms["soft"] = (soft_label_loss(logits[taught], train.teacher_logits[index][taught], spec.temperature)
+                                 if taught.any() else logits.sum() * 0.0)
+            loss = sum(weights[name] * term for name, term in terms.items())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            for name, term in terms.items():
+                sums[name] += term.item()
+            sums["loss"] += loss.item()
+            batches += 1
+        accuracy = float((predict(model, tokenizer, dev).argmax(1) == dev_labels).mean())
+        entry = {"epoch": epoch, **{k: v / batches for k, v in sums.items()}, "dev_accuracy": accuracy,
+                 "seconds": round(time.perf_counter() - started, 1)}
+        log.append(entry)
+        epochs.set_postfix(loss=f"{entry['loss']:.3f}", dev=f"{accuracy:.4f}")
+        if accuracy > best_accuracy:
+            best_accuracy, best_epoch, waited = accuracy, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= spec.patience:
+                break
+    model.load_state_dict(best_state)
+    return TrainOutcome(model.eval(), log, best_epoch, time.perf_counter() - started)

@@ -1,0 +1,66 @@
+"""The distill stage on the synthetic cue-word task: gold-only and distilled small students."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from augment import stage as augment_stage
+from student import distill_stage
+from teacher import finetune, labeling
+from tests.conftest import file_task, write_config
+from tinykd import data_stage
+from tinykd.artifacts import RunPaths
+from tinykd.config_loading import load_config
+from tinykd.errors import ConfigError
+
+STUDENTS = [
+    {"name": "bow-gold", "kind": "bow", "data": "gold", "losses": {"hard": 1.0, "soft": 0.0}, "epochs": 10,
+     "min_freq": 1, "embedding_dim": 16, "hidden_size": 16, "batch_size": 16, "learning_rate": 0.01, "patience": 10},
+    {"name": "cnn-distilled", "kind": "cnn", "tokens": "char", "epochs": 4, "min_freq": 1, "embedding_dim": 16,
+     "num_filters": 8, "hidden_size": 16, "temperature": 2.0},
+    {"name": "lstm-soft-only", "kind": "lstm", "epochs": 3, "min_freq": 1, "embedding_dim": 16, "hidden_size": 8,
+     "augmented_target": "soft", "losses": {"hard": 1.0, "soft": 0.5}},
+]
+
+
+def _pipeline(tmp_path, files, tiny_teacher, students=STUDENTS):
+    config = load_config(write_config(tmp_path / "c.yaml", {
+        "task": file_task(files),
+        "teacher": {"base": str(tiny_teacher), "epochs": 6, "batch_size": 16, "learning_rate": 3e-3},
+        "augment": {"multiplier": 2, "unk_token": "<unk>"},
+        "students": students,
+    }))
+    paths = RunPaths(tmp_path / "run")
+    for stage in (data_stage, finetune, augment_stage, labeling):
+        stage.run(config, paths)
+    return config, paths
+
+
+def test_students_learn_and_write_artifacts(sentiment_files, tiny_teacher, tmp_path):
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher)
+    result = distill_stage.run(config, paths)
+    assert set(result.accuracy) == {"bow-gold", "cnn-distilled", "lstm-soft-only"}
+    assert result.accuracy["bow-gold"] >= 0.9, result.summary()  # the cue word decides the label
+    for name in result.accuracy:
+        out = paths.root / "students" / name
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert (out / "model" / "config.json").is_file() and (out / "model" / "tinykd_tokenizer.json").is_file()
+        log = pd.read_csv(out / "train_log.csv")
+        assert {"epoch", "loss", "hard", "dev_accuracy"} <= set(log.columns)
+        assert metrics["best_epoch"] == int(log.loc[log["dev_accuracy"].idxmax(), "epoch"])
+    gold = json.loads((paths.root / "students" / "bow-gold" / "metrics.json").read_text())
+    distilled = json.loads((paths.root / "students" / "cnn-distilled" / "metrics.json").read_text())
+    assert gold["train_rows"] == {"gold": 240, "augmented": 0}
+    assert distilled["train_rows"]["gold"] == 240 and distilled["train_rows"]["augmented"] > 240
+    assert "soft" in pd.read_csv(paths.root / "students" / "cnn-distilled" / "train_log.csv").columns
+    assert distill_stage.run(config, paths).skipped == ["bow-gold", "cnn-distilled", "lstm-soft-only"]
+
+
+def test_distilled_student_needs_an_augment_section(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files),
+                                              "students": [{"name": "b", "kind": "bow"}]})
+    with pytest.raises(ConfigError, match=r"students.0 \(b\): data 'distilled' needs an augment section"):
+        load_config(path)
