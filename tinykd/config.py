@@ -238,6 +238,12 @@ class SmallStudentSpec(Section):
     threads: int | None = Field(default=None, ge=1)
 
 
+class CompareConfig(Section):
+    """Gold-only vs distilled twins of every distilled small student, over several seeds."""
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+
 class Config(Section):
     """One task's whole configuration."""
 
@@ -246,6 +252,7 @@ class Config(Section):
     augment: AugmentConfig | None = Field(default=None, description="omit to train on gold rows only")
     label: LabelConfig = LabelConfig()
     students: list[SmallStudentSpec] = Field(default_factory=list)
+    compare: CompareConfig = CompareConfig()
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:

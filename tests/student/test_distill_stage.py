@@ -64,3 +64,21 @@ def test_distilled_student_needs_an_augment_section(sentiment_files, tmp_path):
                                               "students": [{"name": "b", "kind": "bow"}]})
     with pytest.raises(ConfigError, match=r"students.0 \(b\): data 'distilled' needs an augment section"):
         load_config(path)
+
+
+def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, tmp_path):
+    from student import comparison
+
+    students = [{"name": "bow", "kind": "bow", "epochs": 2, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    result = comparison.run(config, paths)
+    runs = pd.read_csv(paths.root / "compare" / "runs.csv")
+    assert len(runs) == 6 and set(runs["variant"]) == {"gold", "distilled"} and set(runs["seed"]) == {0, 1, 2}
+    row = result.table.iloc[0]
+    gold = runs[runs["variant"] == "gold"]["test_accuracy"]
+    assert row["gold_mean"] == pytest.approx(gold.mean()) and row["gold_std"] == pytest.approx(gold.std())
+    assert row["gain"] == pytest.approx(row["distilled_mean"] - row["gold_mean"])
+    gold_metrics = json.loads((paths.root / "compare" / "bow-gold-seed1" / "metrics.json").read_text())
+    assert gold_metrics["train_rows"]["augmented"] == 0 and gold_metrics["config"]["losses"]["soft"] == 0.0
+    markdown = (paths.root / "compare" / "comparison.md").read_text()
+    assert "| bow (bow) |" in markdown and "±" in markdown

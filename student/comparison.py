@@ -1,0 +1,86 @@
+"""Stage `compare`: does data distillation help? Each distilled small student against its gold-only twin.
+
+For every student with `data: distilled`, trains the same architecture twice per seed in
+`compare.seeds` — gold rows with hard labels only, and as configured (gold + teacher-labelled augmented
+rows) — and writes `compare/comparison.csv` and `compare/comparison.md`: test accuracy mean ± std
+per variant, the gain, and the teacher's accuracy for reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from student.distill_stage import distill_one
+from student.small_trainer import TokenCache
+from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
+from tinykd.config import Config, LossWeights, SmallStudentSpec
+
+
+@dataclass
+class CompareResult:
+    table: pd.DataFrame
+
+    def summary(self) -> str:
+        parts = [f"{r.student} {r.gold_mean:.2%}->{r.distilled_mean:.2%}" for r in self.table.itertuples()]
+        return "compare: gold->distilled test accuracy " + (", ".join(parts) if parts else "(no distilled students)")
+
+
+def gold_twin(spec: SmallStudentSpec) -> SmallStudentSpec:
+    """The same student trained on gold train rows with cross-entropy only: no teacher anywhere."""
+    return spec.model_copy(update={"data": "gold", "losses": LossWeights(hard=1.0, soft=0.0)})
+
+
+def run(config: Config, paths: RunPaths) -> CompareResult:
+    teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
+    cache, runs = TokenCache(), []
+    for spec in (s for s in config.students if s.data == "distilled"):
+        for seed in config.compare.seeds:
+            for variant, twin in (("gold", gold_twin(spec)), ("distilled", spec)):
+                seeded = twin.model_copy(update={"seed": seed, "name": f"{spec.name}-{variant}-seed{seed}"})
+                metrics = distill_one(config, seeded, paths, cache, out_dir=paths.root / "compare" / seeded.name)
+                runs.append({"student": spec.name, "kind": spec.kind, "variant": variant, "seed": seed,
+                             "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
+    per_run = pd.DataFrame(runs, columns=["student", "kind", "variant", "seed", "test_accuracy", "train_seconds"])
+    table = _table(per_run, teacher)
+    out = paths.root / "compare"
+    with atomic_path(out / "runs.csv") as tmp:
+        per_run.to_csv(tmp, index=False)
+    with atomic_path(out / "comparison.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(out / "comparison.md") as tmp:
+        tmp.write_text(_markdown(table, teacher, config.compare.seeds), encoding="utf-8")
+    write_json(out / "summary.json", {"teacher_test_accuracy": teacher, "seeds": config.compare.seeds,
+                                      "rows": table.to_dict("records")})
+    return CompareResult(table)
+
+
+def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
+    if per_run.empty:
+        return pd.DataFrame(columns=["student", "kind", "gold_mean", "gold_std", "distilled_mean", "distilled_std",
+                                     "gain", "teacher"])
+    stats = per_run.pivot_table(index=["student", "kind"], columns="variant", values="test_accuracy",
+                                aggfunc=["mean", "std"])
+    table = pd.DataFrame({
+        "gold_mean": stats[("mean", "gold")], "gold_std": stats[("std", "gold")].fillna(0.0),
+        "distilled_mean": stats[("mean", "distilled")], "distilled_std": stats[("std", "distilled")].fillna(0.0),
+    }).reset_index()
+    table["gain"] = table["distilled_mean"] - table["gold_mean"]
+    table["teacher"] = teacher
+    return table
+
+
+def _markdown(table: pd.DataFrame, teacher: float, seeds: list[int]) -> str:
+    lines = [
+        f"Test accuracy, mean ± std over seeds {seeds}. Teacher: {teacher:.2%}.",
+        "",
+        "| student | gold only | distilled | gain (points) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in table.itertuples():
+        lines.append(f"| {r.student} ({r.kind}) | {r.gold_mean:.2%} ± {r.gold_std:.2%} | "
+                     f"{r.distilled_mean:.2%} ± {r.distilled_std:.2%} | {100 * r.gain:+.2f} |")
+    if len(table):
+        lines += ["", f"Mean gain over {len(table)} students: {100 * table['gain'].mean():+.2f} points."]
+    return "\n".join(lines) + "\n"
