@@ -14,13 +14,14 @@ SET    ?=
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup distill data teacher label test test-full clean
+.PHONY: help setup distill data teacher augment label students compare test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
 	@echo "make test        unit + small end-to-end tests (what CI runs)"
 	@echo "make test-full   also the full-size runs (hours on CPU)"
-	@echo "make data|teacher|label   run up to one stage"
+	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
+	@echo "make data|teacher|augment|label|students   run up to one stage"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +37,20 @@ data: setup
 teacher: data
 	$(TINYKD) teacher $(STAGE_ARGS)
 
-label: teacher
+augment: data
+	$(TINYKD) augment --if-configured $(STAGE_ARGS)
+
+label: teacher augment
 	$(TINYKD) label $(STAGE_ARGS)
 
-distill: label
-	@echo "distill: done; artifacts under runs/ (see README 'Artifacts')"
+students: label
+	$(TINYKD) distill --if-configured $(STAGE_ARGS)
+
+distill: students
+	@$(TINYKD) check $(STAGE_ARGS) | sed 's/^config ok: /distill done: /'
+
+compare: label
+	$(TINYKD) compare $(STAGE_ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -14,11 +14,12 @@ import time
 from tinykd.artifacts import RunPaths
 from tinykd.config_loading import load_config
 from tinykd.errors import TinykdError
-from tinykd.stages import BY_NAME, STAGES
+from tinykd.stages import BY_NAME, EXPERIMENTS, STAGES
 
 EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<9} {s.help}" for s in STAGES) + (
     "\n  all       run every stage above in order (each skips itself when already up to date)"
     "\n  check     validate the config and print the run directory; does no work"
+    "\nexperiments (run on demand, not by `all`):\n" + "\n".join(f"  {s.name:<9} {s.help}" for s in EXPERIMENTS)
 )
 
 
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one config key, e.g. --set teacher.epochs=1 (repeatable; value parsed as YAML)",
     )
     parser.add_argument("--runs-dir", help="where run directories live (default: $TINYKD_RUNS or ./runs)")
+    parser.add_argument(
+        "--if-configured", action="store_true",
+        help="skip (exit 0) a stage whose config section is absent, as `all` does; Make uses this",
+    )
     return parser
 
 
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         names = [s.name for s in STAGES] if args.stage == "all" else [args.stage]
         for name in names:
-            if args.stage == "all" and not BY_NAME[name].configured(config):
+            if (args.stage == "all" or args.if_configured) and not BY_NAME[name].configured(config):
                 print(f"{name}: not configured, skipped")
                 continue
             started = time.perf_counter()

@@ -36,7 +36,10 @@ STAGES = (
     Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
     Stage("distill", "student.distill_stage", "train the students (BOW, TextCNN, BiLSTM) on gold + teacher-labelled rows",
           configured=lambda config: bool(config.students)),
+)
+# Experiments run on demand, not as part of `all` / `make distill`.
+EXPERIMENTS = (
     Stage("compare", "student.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
           configured=lambda config: any(s.data == "distilled" for s in config.students)),
 )
-BY_NAME = {stage.name: stage for stage in STAGES}
+BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}
