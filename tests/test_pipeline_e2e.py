@@ -32,8 +32,9 @@ def _run_all(config: str, runs, *overrides: str) -> str:
 
 def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     output = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
-    lines = [line for line in output.splitlines() if line.startswith(("data:", "teacher:", "label:"))]
-    assert [line.split(":")[0] for line in lines] == ["data", "teacher", "label"], output
+    stages = ("data", "teacher", "augment", "label", "distill")
+    lines = [line for line in output.splitlines() if line.startswith(tuple(f"{s}:" for s in stages))]
+    assert [line.split(":")[0] for line in lines] == list(stages), output
 
     run = tmp_path / "sentiment_zh"
     metrics = json.loads((run / "teacher" / "metrics.json").read_text())
@@ -47,9 +48,18 @@ def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     assert logits.shape == (200, 2) and logits.dtype == np.float32
     assert (logits.argmax(1) == test["label"]).mean() == pytest.approx(metrics["test"]["accuracy"])
 
+    # Augmented rows are labelled too, and the students learn from them.
+    augmented = pd.read_parquet(run / "label" / "augmented.parquet")
+    assert len(augmented) > 400 and set(augmented["op"]) == {"unk", "pos", "nsample"}
+    for name in ("bow", "cnn"):
+        student = json.loads((run / "students" / name / "metrics.json").read_text())
+        assert student["train_rows"] == {"gold": 400, "augmented": len(augmented)}
+        assert student["test"]["accuracy"] > 0.6, (name, student["test"]["accuracy"])
+
     # Rerunning changes nothing.
     again = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
     assert "(up to date)" in again and "teacher: up to date" in again and "label: up to date" in again
+    assert "augment: up to date" in again and "(2 up to date)" in again
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the checkout")

