@@ -15,6 +15,9 @@ from augment.words import Tagged, join, tag
 class AugmentOp:
     name: str
 
+    def prepare(self, texts: list[str]) -> None:
+        """Called once by the stage with every source text; ops that batch outside work override it."""
+
     def apply(self, texts: list[Tagged], rng: random.Random) -> list[Tagged]:
         raise NotImplementedError
 

@@ -82,13 +82,29 @@ def test_labelling_augmented_rows_needs_an_augment_section(sentiment_files, tmp_
         load_config(path)
 
 
-def test_textattack_op_without_textattack_is_a_clear_error(sentiment_files, tmp_path):
-    pytest.importorskip("jieba")
+def test_textattack_op_without_its_environment_is_a_clear_error(sentiment_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINYKD_TEXTATTACK_PYTHON", str(tmp_path / "no-such-python"))
     try:
         import textattack  # noqa: F401
-        pytest.skip("textattack is installed here")
+        pytest.skip("textattack imports in this environment")
     except ImportError:
         pass
     augment = {"unk_token": "<unk>", "ops": [{"op": "textattack", "transformation": "WordSwapRandomCharacterDeletion"}]}
-    with pytest.raises(ConfigError, match="needs the textattack package"):
+    with pytest.raises(ConfigError, match="needs the textattack environment: run `make textattack-env`"):
         _run(tmp_path, sentiment_files, augment=augment)
+
+
+@pytest.mark.textattack
+def test_textattack_transformation_through_its_environment(sentiment_files, tmp_path):
+    from augment.textattack_op import textattack_python
+
+    if textattack_python() is None:
+        pytest.skip("no textattack environment (make textattack-env)")
+    augment = {"multiplier": 1, "unk_token": "<unk>",
+               "ops": [{"op": "textattack", "transformation": "WordSwapRandomCharacterDeletion"}]}
+    result, paths = _run(tmp_path, sentiment_files, augment=augment)
+    rows = pd.read_parquet(paths.augmented)
+    train = pd.read_parquet(paths.split("train"))
+    assert result.new_rows > 0 and set(rows["op"]) == {"textattack:WordSwapRandomCharacterDeletion"}
+    for new, source in zip(rows["text_a"], train["text_a"].to_numpy()[rows["source_row"]]):
+        assert len(new) == len(source) - 1  # one character deleted
