@@ -14,12 +14,13 @@ SET    ?=
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup distill data teacher augment label students compare test test-full clean
+.PHONY: help setup textattack-env distill data teacher augment label students compare test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
 	@echo "make test        unit + small end-to-end tests (what CI runs)"
 	@echo "make test-full   also the full-size runs (hours on CPU)"
+	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
 	@echo "make data|teacher|augment|label|students   run up to one stage"
 
@@ -30,6 +31,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Optional: textattack ops run in their own environment (textattack needs transformers < 5).
+.venv-textattack/.installed: requirements-textattack.txt
+	$(PYTHON) -m venv .venv-textattack
+	.venv-textattack/bin/pip install --quiet torch==2.13.0
+	.venv-textattack/bin/pip install --quiet -r requirements-textattack.txt
+	.venv-textattack/bin/python -m augment.textattack_worker --install-nltk-stopwords
+	touch $@
+
+textattack-env: .venv-textattack/.installed
 
 data: setup
 	$(TINYKD) data $(STAGE_ARGS)
