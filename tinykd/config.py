@@ -273,6 +273,8 @@ class Config(Section):
         for i, spec in enumerate(self.students):
             if spec.data == "distilled" and self.augment is None:
                 raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs an augment section")
+            if spec.data == "distilled" and "augmented" not in self.label_splits:
+                raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs 'augmented' in label.splits")
         return self
 
     @property

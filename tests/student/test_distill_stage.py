@@ -82,3 +82,11 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
     assert gold_metrics["train_rows"]["augmented"] == 0 and gold_metrics["config"]["losses"]["soft"] == 0.0
     markdown = (paths.root / "compare" / "comparison.md").read_text()
     assert "| bow (bow) |" in markdown and "±" in markdown
+
+
+def test_distilled_student_needs_labelled_augmented_rows(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                              "label": {"splits": ["train", "dev", "test"]},
+                                              "students": [{"name": "b", "kind": "bow"}]})
+    with pytest.raises(ConfigError, match=r"students.0 \(b\): data 'distilled' needs 'augmented' in label.splits"):
+        load_config(path)
