@@ -86,8 +86,11 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
                                        spec.tokens, spec.vocab_size, spec.min_freq, task.max_length)
     dev = pd.read_parquet(paths.split("dev"))
     test = pd.read_parquet(paths.split("test"))
-    encode = lambda frame, targets: encode_table(frame, columns, tokenizer, cache, targets, len(names))  # noqa: E731
-    train_encoded: Encoded = encode(rows, rows["target"].to_numpy())
+
+    def encode(frame: pd.DataFrame, targets: np.ndarray) -> Encoded:
+        return encode_table(frame, columns, tokenizer, cache, targets, len(names))
+
+    train_encoded = encode(rows, rows["target"].to_numpy())
     dev_encoded, test_encoded = encode(dev, dev["label"].to_numpy()), encode(test, test["label"].to_numpy())
 
     outcome = train_small_student(spec, tokenizer, train_encoded, dev_encoded, dev["label"].to_numpy(),
