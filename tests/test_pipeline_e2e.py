@@ -14,10 +14,11 @@ from tests.conftest import ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow
 
-# The default config on a few hundred rows: a 2-epoch fine-tune of the real E5 teacher.
+# The default config on a few hundred rows: a 3-epoch fine-tune of the real E5 teacher at the default
+# learning rate (80.0 / 80.5 % test accuracy in two runs; 2 epochs at 1e-4 swung between 74.5 and 84.5 %).
 SMALL_DEFAULT = (
     "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
-    "task.max_length=64", "teacher.epochs=2", "teacher.learning_rate=1e-4", "teacher.batch_size=16",
+    "task.max_length=64", "teacher.epochs=3", "teacher.batch_size=16",
 )
 
 
