@@ -69,8 +69,9 @@ def run(config: Config, paths: RunPaths) -> AugmentResult:
     columns = text_columns(config.task)
     tagged, index, tag_seconds = _tagged_train(paths, columns, data_stamp)
     ops = build_ops(spec, unk_token, index)
+    source_texts = [join(words) for texts in tagged for words in texts]
     for op in ops:
-        op.prepare([join(words) for texts in tagged for words in texts])
+        op.prepare(source_texts)
     weights = [op_spec.weight for op_spec in spec.ops]
 
     records, dropped = [], 0

@@ -147,9 +147,11 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
 
     # Judge the kept (best-on-dev) model on dev and test with the same inference code labelling uses.
     best = AutoModelForSequenceClassification.from_pretrained(best_dir)
+    test_rows = pd.read_parquet(paths.split("test"))
+    test_features = encode_rows(tokenizer, test_rows, task.max_length)
     figures = {}
-    for split, rows in (("dev", dev_rows), ("test", pd.read_parquet(paths.split("test")))):
-        logits = predict_logits(best, tokenizer, encode_rows(tokenizer, rows, task.max_length), spec.eval_batch_size)
+    for split, rows, features in (("dev", dev_rows, dev_features), ("test", test_rows, test_features)):
+        logits = predict_logits(best, tokenizer, features, spec.eval_batch_size)
         figures[split] = classification_metrics(rows["label"].to_numpy(), logits.argmax(-1), names)
 
     with atomic_path(paths.teacher_model) as tmp:
