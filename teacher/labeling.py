@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,8 +55,9 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     summary_path = paths.label_dir / "summary.json"
     done = read_json(summary_path).get("splits", {}) if summary_path.exists() else {}
     # Each split has its own fingerprint, so adding a split (e.g. augmented rows) labels only that one.
-    stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, _source_stamp(paths, split))
-              for split in config.label_splits}
+    sources = {split: _source(paths, split) for split in config.label_splits}
+    stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, source_stamp)
+              for split, (_, source_stamp) in sources.items()}
     todo = [s for s in stamps if done.get(s, {}).get("fingerprint") != stamps[s] or not paths.labels(s).exists()]
     if not todo:
         return LabelResult(rows={}, rows_per_second=0.0, skipped=True)
@@ -68,7 +70,7 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
 
     counts, computed, reused, seconds = {}, 0, 0, 0.0
     for split in todo:
-        rows = pd.read_parquet(_source(paths, split))
+        rows = pd.read_parquet(sources[split][0])
         parts = paths.label_parts(split)
         _reset_if_stale(parts, stamps[split])
         chunks = range(0, len(rows), spec.chunk_rows)
@@ -101,16 +103,11 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     return LabelResult(rows=counts, rows_per_second=rate, resumed_chunks=reused)
 
 
-def _source_stamp(paths: RunPaths, split: str) -> str | None:
+def _source(paths: RunPaths, split: str) -> tuple[Path, str | None]:
+    """The table to label for `split`, and the fingerprint of the stage that wrote it."""
     if split == "augmented":
-        return recorded_fingerprint(require(paths.augment_summary, "augment"))
-    return recorded_fingerprint(require(paths.data_summary, "data"))
-
-
-def _source(paths: RunPaths, split: str):
-    if split == "augmented":
-        return require(paths.augmented, "augment")
-    return require(paths.split(split), "data")
+        return require(paths.augmented, "augment"), recorded_fingerprint(require(paths.augment_summary, "augment"))
+    return require(paths.split(split), "data"), recorded_fingerprint(require(paths.data_summary, "data"))
 
 
 def _with_logits(rows: pd.DataFrame, logits: np.ndarray) -> pa.Table:
