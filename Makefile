@@ -14,7 +14,7 @@ SET    ?=
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup textattack-env distill data teacher augment label students compare test test-full clean
+.PHONY: help setup textattack-env distill data teacher augment label students compare ablate test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
@@ -22,6 +22,7 @@ help:
 	@echo "make test-full   also the full-size runs (hours on CPU)"
 	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
+	@echo "make ablate      one student per augmentation op alone vs all ops (table in runs/<task>/ablation/)"
 	@echo "make data|teacher|augment|label|students   run up to one stage"
 
 $(VENV)/.installed: pyproject.toml
@@ -62,6 +63,9 @@ distill: students
 
 compare: label
 	$(TINYKD) compare $(STAGE_ARGS)
+
+ablate: label
+	$(TINYKD) ablate $(STAGE_ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -9,6 +9,7 @@ per variant, the gain, and the teacher's accuracy for reference.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -16,6 +17,9 @@ from student.distill_stage import distill_one
 from student.small_trainer import TokenCache
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
 from tinykd.config import Config, LossWeights, SmallStudentSpec
+
+
+RUN_COLUMNS = ["student", "kind", "variant", "seed", "augmented_rows", "test_accuracy", "train_seconds"]
 
 
 @dataclass
@@ -32,19 +36,28 @@ def gold_twin(spec: SmallStudentSpec) -> SmallStudentSpec:
     return spec.model_copy(update={"data": "gold", "losses": LossWeights(hard=1.0, soft=0.0)})
 
 
+def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
+                out_root: Path, cache: TokenCache, student: str) -> list[dict]:
+    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/`; one record per run."""
+    runs = []
+    for seed in seeds:
+        for variant, spec in variants.items():
+            seeded = spec.model_copy(update={"seed": seed, "name": f"{student}-{variant}-seed{seed}"})
+            metrics = distill_one(config, seeded, paths, cache, out_dir=out_root / seeded.name)
+            runs.append({"student": student, "kind": spec.kind, "variant": variant, "seed": seed,
+                         "augmented_rows": metrics["train_rows"]["augmented"],
+                         "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
+    return runs
+
+
 def run(config: Config, paths: RunPaths) -> CompareResult:
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
-    cache, runs = TokenCache(), []
+    cache, runs, out = TokenCache(), [], paths.root / "compare"
     for spec in (s for s in config.students if s.data == "distilled"):
-        for seed in config.compare.seeds:
-            for variant, twin in (("gold", gold_twin(spec)), ("distilled", spec)):
-                seeded = twin.model_copy(update={"seed": seed, "name": f"{spec.name}-{variant}-seed{seed}"})
-                metrics = distill_one(config, seeded, paths, cache, out_dir=paths.root / "compare" / seeded.name)
-                runs.append({"student": spec.name, "kind": spec.kind, "variant": variant, "seed": seed,
-                             "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
-    per_run = pd.DataFrame(runs, columns=["student", "kind", "variant", "seed", "test_accuracy", "train_seconds"])
+        runs += seeded_runs(config, paths, {"gold": gold_twin(spec), "distilled": spec}, config.compare.seeds,
+                            out, cache, spec.name)
+    per_run = pd.DataFrame(runs, columns=RUN_COLUMNS)
     table = _table(per_run, teacher)
-    out = paths.root / "compare"
     with atomic_path(out / "runs.csv") as tmp:
         per_run.to_csv(tmp, index=False)
     with atomic_path(out / "comparison.csv") as tmp:

@@ -61,6 +61,15 @@ def _inputs_stamp(spec: SmallStudentSpec, paths: RunPaths) -> list:
     return stamps
 
 
+def _augmented_rows(spec: SmallStudentSpec, augmented: pd.DataFrame) -> pd.DataFrame:
+    """The teacher-labelled rows this student learns from: `augment_ops` only, at most `max_augmented_rows`."""
+    if spec.augment_ops is not None:
+        augmented = augmented[augmented["op"].isin(spec.augment_ops)]
+    if spec.max_augmented_rows is not None and len(augmented) > spec.max_augmented_rows:
+        augmented = augmented.sample(n=spec.max_augmented_rows, random_state=spec.seed).sort_index()
+    return augmented.reset_index(drop=True)
+
+
 def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: TokenCache,
                 out_dir: Path | None = None) -> dict:
     """Train one student into `out_dir` (default `students/<name>/`) unless it is up to date; its metrics."""
@@ -77,7 +86,7 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
     train = pd.read_parquet(require(paths.labels("train"), "label") if uses_teacher else paths.split("train"))
     sources = [train.assign(target=train["label"])]
     if spec.data == "distilled":
-        augmented = pd.read_parquet(require(paths.labels("augmented"), "label"))
+        augmented = _augmented_rows(spec, pd.read_parquet(require(paths.labels("augmented"), "label")))
         teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1)
         sources.append(augmented.assign(target=teacher_label if spec.augmented_target == "hard" else NO_TARGET))
     rows = pd.concat(sources, ignore_index=True)

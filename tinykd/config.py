@@ -193,6 +193,11 @@ class AugmentConfig(Section):
     max_tries: int = Field(default=5, ge=1, description="attempts per new row to differ from the source and earlier rows")
     unk_token: str | None = Field(default=None, description="default: the teacher tokenizer's unknown token")
 
+    @property
+    def op_names(self) -> list[str]:
+        """The names the augment stage writes in the `op` column, one per configured op."""
+        return [f"textattack:{op.transformation}" if op.op == "textattack" else op.op for op in self.ops]
+
 
 class LabelConfig(Section):
     """Teacher labelling: raw logits for every row of the chosen splits."""
@@ -231,6 +236,14 @@ class SmallStudentSpec(Section):
     )
     losses: LossWeights = LossWeights(hard=1.0, soft=1.0)
     temperature: float = Field(default=1.0, gt=0)
+    augment_ops: list[str] | None = Field(
+        default=None, min_length=1,
+        description="train only on augmented rows made by these ops (augment.op_names: unk, pos, nsample, "
+        "textattack:<Name>); default: all",
+    )
+    max_augmented_rows: int | None = Field(
+        default=None, ge=1, description="train on a seeded random sample of at most this many augmented rows",
+    )
     augmented_target: Literal["hard", "soft"] = Field(
         default="hard", description="what augmented rows teach: the teacher's argmax (ERNIE) or only its soft labels"
     )
@@ -249,6 +262,13 @@ class CompareConfig(Section):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
 
 
+class AblationConfig(Section):
+    """Which augmentation op helps: one distilled student trained on each op's rows alone and on all of them."""
+
+    student: str = Field(description="name of a `data: distilled` entry in students")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="default: compare.seeds")
+
+
 class Config(Section):
     """One task's whole configuration."""
 
@@ -258,6 +278,7 @@ class Config(Section):
     label: LabelConfig = LabelConfig()
     students: list[SmallStudentSpec] = Field(default_factory=list)
     compare: CompareConfig = CompareConfig()
+    ablation: AblationConfig | None = Field(default=None, description="omit unless you run the `ablate` experiment")
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
@@ -275,6 +296,15 @@ class Config(Section):
                 raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs an augment section")
             if spec.data == "distilled" and "augmented" not in self.label_splits:
                 raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs 'augmented' in label.splits")
+            unknown = sorted(set(spec.augment_ops or []) - set(self.augment.op_names if self.augment else []))
+            if unknown:
+                raise ValueError(f"students.{i} ({spec.name}): augment_ops {unknown} are not configured ops "
+                                 f"(augment.ops makes {self.augment.op_names if self.augment else []})")
+        if self.ablation is not None:
+            distilled = [s.name for s in self.students if s.data == "distilled"]
+            if self.ablation.student not in distilled:
+                raise ValueError(f"ablation.student: '{self.ablation.student}' is not a distilled student "
+                                 f"(students with data 'distilled': {distilled})")
         return self
 
     @property

@@ -41,5 +41,7 @@ STAGES = (
 EXPERIMENTS = (
     Stage("compare", "student.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
           configured=lambda config: any(s.data == "distilled" for s in config.students)),
+    Stage("ablate", "student.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
+          configured=lambda config: config.ablation is not None),
 )
 BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}

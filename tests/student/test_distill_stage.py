@@ -13,6 +13,7 @@ from teacher import finetune, labeling
 from tests.conftest import file_task, write_config
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
+from tinykd.config import AblationConfig
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
 
@@ -89,4 +90,49 @@ def test_distilled_student_needs_labelled_augmented_rows(sentiment_files, tmp_pa
                                               "label": {"splits": ["train", "dev", "test"]},
                                               "students": [{"name": "b", "kind": "bow"}]})
     with pytest.raises(ConfigError, match=r"students.0 \(b\): data 'distilled' needs 'augmented' in label.splits"):
+        load_config(path)
+
+
+def test_ablation_trains_each_op_alone_and_all_ops(sentiment_files, tiny_teacher, tmp_path):
+    from student import ablation
+
+    students = [{"name": "bow", "kind": "bow", "epochs": 2, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    config = config.model_copy(update={"ablation": AblationConfig(student="bow", seeds=[0, 1])})
+    result = ablation.run(config, paths)
+    augmented = pd.read_parquet(paths.augmented)
+    by_op = augmented["op"].value_counts()
+    equal = round(by_op.mean())
+    assert result.table["variant"].tolist() == ["gold only", "unk only", "pos only", "nsample only",
+                                                f"all ops, {equal} rows", "all ops"]
+    rows = dict(zip(result.table["variant"], result.table["augmented_rows"]))
+    assert rows["gold only"] == 0 and rows["all ops"] == len(augmented) and rows[f"all ops, {equal} rows"] == equal
+    for op in ("unk", "pos", "nsample"):
+        assert rows[f"{op} only"] == by_op[op]
+    runs = pd.read_csv(paths.root / "ablation" / "runs.csv")
+    assert len(runs) == 12 and set(runs["seed"]) == {0, 1}
+    assert result.table.loc[0, "gain"] == 0.0
+    assert "| unk only |" in (paths.root / "ablation" / "ablation.md").read_text()
+
+
+def test_augment_ops_filter_and_row_cap(sentiment_files, tiny_teacher, tmp_path):
+    students = [{"name": "pos", "kind": "bow", "epochs": 1, "min_freq": 1, "augment_ops": ["pos"]},
+                {"name": "capped", "kind": "bow", "epochs": 1, "min_freq": 1, "max_augmented_rows": 50}]
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    distill_stage.run(config, paths)
+    by_op = pd.read_parquet(paths.augmented)["op"].value_counts()
+    rows = {name: json.loads((paths.root / "students" / name / "metrics.json").read_text())["train_rows"]["augmented"]
+            for name in ("pos", "capped")}
+    assert rows == {"pos": by_op["pos"], "capped": 50}
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"students": [{"name": "b", "kind": "bow", "augment_ops": ["swap"]}]},
+     r"students.0 \(b\): augment_ops \['swap'\] are not configured ops \(augment.ops makes \['unk', 'pos', 'nsample'\]\)"),
+    ({"students": [{"name": "b", "kind": "bow", "data": "gold"}], "ablation": {"student": "b"}},
+     r"ablation.student: 'b' is not a distilled student \(students with data 'distilled': \[\]\)"),
+])
+def test_bad_ablation_config(sentiment_files, tmp_path, extra, message):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {}, **extra})
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
