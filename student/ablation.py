@@ -28,9 +28,10 @@ class AblationResult:
         return "ablate: test accuracy " + ", ".join(parts)
 
 
-def variants(spec: SmallStudentSpec, op_names: list[str], rows_by_op: dict[str, int]) -> dict[str, SmallStudentSpec]:
+def variants(spec: SmallStudentSpec, op_names: list[str], rows_by_op: dict[str, int],
+             gold_epochs: int | None = None) -> dict[str, SmallStudentSpec]:
     """Variant name -> the student spec it trains, in table order."""
-    chosen = {"gold only": gold_twin(spec)}
+    chosen = {"gold only": gold_twin(spec, gold_epochs)}
     for op in op_names:
         chosen[f"{op} only"] = spec.model_copy(update={"augment_ops": [op]})
     present = [rows_by_op.get(op, 0) for op in op_names]
@@ -48,7 +49,7 @@ def run(config: Config, paths: RunPaths) -> AblationResult:
     seeds = config.ablation.seeds or config.compare.seeds
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     rows_by_op = read_json(require(paths.augment_summary, "augment"))["rows_by_op"]
-    chosen = variants(spec, config.augment.op_names, rows_by_op)
+    chosen = variants(spec, config.augment.op_names, rows_by_op, config.compare.gold_epochs)
     out = paths.root / "ablation"
     per_run = pd.DataFrame(seeded_runs(config, paths, chosen, seeds, out, TokenCache(), spec.name), columns=RUN_COLUMNS)
     table = _table(per_run, list(chosen))

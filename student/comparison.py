@@ -31,9 +31,10 @@ class CompareResult:
         return "compare: gold->distilled test accuracy " + (", ".join(parts) if parts else "(no distilled students)")
 
 
-def gold_twin(spec: SmallStudentSpec) -> SmallStudentSpec:
+def gold_twin(spec: SmallStudentSpec, epochs: int | None = None) -> SmallStudentSpec:
     """The same student trained on gold train rows with cross-entropy only: no teacher anywhere."""
-    return spec.model_copy(update={"data": "gold", "losses": LossWeights(hard=1.0, soft=0.0)})
+    return spec.model_copy(update={"data": "gold", "losses": LossWeights(hard=1.0, soft=0.0),
+                                   "epochs": epochs or spec.epochs})
 
 
 def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
@@ -54,7 +55,7 @@ def run(config: Config, paths: RunPaths) -> CompareResult:
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     cache, runs, out = TokenCache(), [], paths.root / "compare"
     for spec in (s for s in config.students if s.data == "distilled"):
-        runs += seeded_runs(config, paths, {"gold": gold_twin(spec), "distilled": spec}, config.compare.seeds,
+        runs += seeded_runs(config, paths, {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}, config.compare.seeds,
                             out, cache, spec.name)
     per_run = pd.DataFrame(runs, columns=RUN_COLUMNS)
     table = _table(per_run, teacher)

@@ -260,6 +260,10 @@ class CompareConfig(Section):
     """Gold-only vs distilled twins of every distilled small student, over several seeds."""
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    gold_epochs: int | None = Field(
+        default=None, ge=1, description="epochs of the gold-only twins (default: the student's own): a distilled "
+        "student sees ~multiplier times more rows per epoch, so it usually needs fewer epochs than its twin",
+    )
 
 
 class AblationConfig(Section):

@@ -13,7 +13,7 @@ from teacher import finetune, labeling
 from tests.conftest import file_task, write_config
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
-from tinykd.config import AblationConfig
+from tinykd.config import AblationConfig, CompareConfig
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
 
@@ -72,6 +72,7 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
 
     students = [{"name": "bow", "kind": "bow", "epochs": 2, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
     config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    config = config.model_copy(update={"compare": CompareConfig(gold_epochs=3)})
     result = comparison.run(config, paths)
     runs = pd.read_csv(paths.root / "compare" / "runs.csv")
     assert len(runs) == 6 and set(runs["variant"]) == {"gold", "distilled"} and set(runs["seed"]) == {0, 1, 2}
@@ -81,6 +82,9 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
     assert row["gain"] == pytest.approx(row["distilled_mean"] - row["gold_mean"])
     gold_metrics = json.loads((paths.root / "compare" / "bow-gold-seed1" / "metrics.json").read_text())
     assert gold_metrics["train_rows"]["augmented"] == 0 and gold_metrics["config"]["losses"]["soft"] == 0.0
+    assert gold_metrics["config"]["epochs"] == 3  # compare.gold_epochs; the distilled twin keeps its own 2
+    distilled_metrics = json.loads((paths.root / "compare" / "bow-distilled-seed1" / "metrics.json").read_text())
+    assert distilled_metrics["config"]["epochs"] == 2
     markdown = (paths.root / "compare" / "comparison.md").read_text()
     assert "| bow (bow) |" in markdown and "±" in markdown
 
