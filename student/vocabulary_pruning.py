@@ -67,12 +67,15 @@ def prune_embeddings(model: PreTrainedModel, keep: list[int]) -> PreTrainedModel
         new.weight.copy_(old.weight[torch.tensor(keep)])
     model.set_input_embeddings(new)
     new_id = {o: n for n, o in enumerate(keep)}
-    config = model.config
-    config.vocab_size = len(keep)
-    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id"):
-        value = getattr(config, name, None)
-        if isinstance(value, int):
-            setattr(config, name, new_id.get(value))
-    if getattr(config, "pad_token_id", None) is not None:
-        new.padding_idx = config.pad_token_id
+    # A wrapper (e.g. the mean-pool teacher) keeps its encoder's config apart from its own: fix both.
+    configs = {id(c): c for c in (model.config, model.base_model.config)}.values()
+    for config in configs:
+        if hasattr(config, "vocab_size"):
+            config.vocab_size = len(keep)
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id"):
+            value = getattr(config, name, None)
+            if isinstance(value, int):
+                setattr(config, name, new_id.get(value))
+    pad = getattr(model.base_model.config, "pad_token_id", None)
+    new.padding_idx = pad if isinstance(pad, int) else None
     return model

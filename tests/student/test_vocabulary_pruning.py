@@ -82,3 +82,19 @@ def test_bpe_is_refused():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>")
     with pytest.raises(ValueError, match="supports Unigram, WordPiece and WordLevel tokenizers, not BPE"):
         prune_tokenizer(tokenizer, [0, 1])
+
+
+def test_mean_pool_wrapper_prunes_its_encoder_config():
+    from teacher.mean_pool import MeanPoolConfig, MeanPoolForSequenceClassification
+
+    tokenizer = _unigram_tokenizer()
+    torch.manual_seed(0)
+    encoder = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id)
+    model = MeanPoolForSequenceClassification(MeanPoolConfig(encoder=encoder, num_labels=2)).eval()
+    subset = TEXTS[:25]
+    before = _logits(model, tokenizer, subset)
+    keep = used_token_ids(tokenizer, subset)
+    after = _logits(prune_embeddings(model, keep), prune_tokenizer(tokenizer, keep), subset)
+    torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+    assert model.config.encoder.vocab_size == len(keep) == model.encoder.config.vocab_size
