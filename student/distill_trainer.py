@@ -1,0 +1,100 @@
+"""HF `Trainer` with a distillation loss: Σ weight · term over `relation`, `soft` and `hard`.
+
+Only `compute_loss` changes, so mixed precision, gradient accumulation, checkpoints, resume and
+multi-process training (`torchrun`, DDP) are the Trainer's own. The teacher is frozen: `eval()`,
+`requires_grad_(False)`, run under `no_grad`, and it is not `self.model`, so the optimizer never sees it.
+
+Batches carry the student's inputs plus `labels` (class id, or -100 where a row teaches no hard label)
+and `teacher_logits` (B, K; NaN rows where there are none). With a pruned student vocabulary the
+teacher's ids are recovered through `token_map` (student id -> teacher id): both tokenize identically.
+Each term's running mean is logged by name next to the Trainer's `loss`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+
+from student.losses.hard import NO_TARGET, hard_label_loss
+from student.losses.relation import DEFAULT_PAIRS, Pair, relation_loss
+from student.losses.soft import soft_label_loss
+from student.qkv_capture import capture_qkv
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    weights: dict[str, float]  # "relation" | "soft" | "hard" -> weight; 0 = not computed
+    temperature: float = 1.0
+    relation_heads: int = 12
+    relation_pairs: tuple[Pair, ...] = DEFAULT_PAIRS
+    teacher_layer: int = -1
+
+
+@dataclass
+class DistillationCollator:
+    """Pads a list of feature dicts; carries `labels` and `teacher_logits` through as tensors."""
+
+    tokenizer: PreTrainedTokenizerBase
+    num_labels: int
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        text = [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in f} for f in features]
+        batch = dict(self.tokenizer.pad(text, return_tensors="pt"))
+        batch["labels"] = torch.tensor([f.get("labels", NO_TARGET) for f in features], dtype=torch.long)
+        nan = [float("nan")] * self.num_labels
+        batch["teacher_logits"] = torch.tensor([f.get("teacher_logits") or nan for f in features], dtype=torch.float32)
+        return batch
+
+
+class DistillationTrainer(Trainer):
+    def __init__(self, *args, teacher: PreTrainedModel | None, losses: LossSettings,
+                 token_map: torch.Tensor | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if losses.weights.get("relation", 0) > 0 and teacher is None:
+            raise ValueError("the relation loss needs a teacher model")
+        self.teacher = teacher.to(self.args.device).eval().requires_grad_(False) if teacher is not None else None
+        self.losses = losses
+        self.token_map = token_map.to(self.args.device) if token_map is not None else None
+        self._term_sums: dict[str, float] = defaultdict(float)
+        self._term_batches = 0
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)  # (B,)
+        teacher_logits = inputs.pop("teacher_logits", None)  # (B, K)
+        weights, terms = self.losses.weights, {}
+        if weights.get("relation", 0) > 0 and model.training:
+            teacher_inputs = dict(inputs)
+            if self.token_map is not None:
+                teacher_inputs["input_ids"] = self.token_map[inputs["input_ids"]]
+            with capture_qkv(self.teacher, self.losses.teacher_layer) as t, capture_qkv(model, -1) as s:
+                with torch.no_grad():
+                    self.teacher(**teacher_inputs)
+                outputs = model(**inputs)
+            terms["relation"] = relation_loss(t, s, inputs["attention_mask"], self.losses.relation_heads,
+                                              self.losses.relation_pairs)
+        else:
+            outputs = model(**inputs)
+        logits = outputs.logits  # (B, K)
+        if weights.get("soft", 0) > 0 and teacher_logits is not None:
+            taught = ~torch.isnan(teacher_logits).any(dim=1)  # (B,)
+            terms["soft"] = (soft_label_loss(logits[taught], teacher_logits[taught], self.losses.temperature)
+                             if taught.any() else logits.sum() * 0.0)
+        if weights.get("hard", 0) > 0 and labels is not None:
+            terms["hard"] = hard_label_loss(logits, labels)
+        loss = sum((weights[name] * term for name, term in terms.items()), logits.sum() * 0.0)
+        if model.training:
+            for name, term in terms.items():
+                self._term_sums[name] += term.detach().item()
+            self._term_batches += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        if self._term_batches and "loss" in logs:  # a training log line: add each term's mean since the last one
+            logs.update({f"loss_{name}": round(total / self._term_batches, 6) for name, total in self._term_sums.items()})
+            self._term_sums.clear()
+            self._term_batches = 0
+        super().log(logs, *args, **kwargs)
