@@ -54,7 +54,7 @@ def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStuden
 def run(config: Config, paths: RunPaths) -> CompareResult:
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     cache, runs, out = TokenCache(), [], paths.root / "compare"
-    for spec in (s for s in config.students if s.data == "distilled"):
+    for spec in (s for s in config.small_students if s.data == "distilled"):
         runs += seeded_runs(config, paths, {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}, config.compare.seeds,
                             out, cache, spec.name)
     per_run = pd.DataFrame(runs, columns=RUN_COLUMNS)

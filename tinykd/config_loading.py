@@ -101,10 +101,11 @@ def _apply_override(raw: dict, item: str) -> None:
 
 def _user_path(loc: tuple, raw: Any) -> str:
     """The key path as the user wrote it. pydantic puts the tag of a discriminated union into `loc`
-    (task.source.files.train, augment.ops.0.pos.p); the tag is a value in the YAML, not a key: drop it."""
+    (task.source.files.train, augment.ops.0.pos.p, students.0.transformer.hidden); the tag is a value
+    in the YAML, not a key: drop it."""
     keys, node = [], raw
     for part in loc:
-        if isinstance(node, dict) and part not in node and part in (node.get("type"), node.get("op")):
+        if isinstance(node, dict) and part not in node and part in (node.get("type"), node.get("op"), node.get("kind")):
             continue
         keys.append(str(part))
         try:

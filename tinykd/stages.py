@@ -40,7 +40,7 @@ STAGES = (
 # Experiments run on demand, not as part of `all` / `make distill`.
 EXPERIMENTS = (
     Stage("compare", "student.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
-          configured=lambda config: any(s.data == "distilled" for s in config.students)),
+          configured=lambda config: any(s.data == "distilled" for s in config.small_students)),
     Stage("ablate", "student.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
           configured=lambda config: config.ablation is not None),
 )
