@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from student.losses.hard import NO_TARGET, hard_label_loss
+from student.losses.hard import hard_label_loss
 from student.losses.soft import soft_label_loss
 from student.registry import build_small_student
 from student.small_student import SmallStudent, SmallStudentConfig

@@ -7,13 +7,11 @@ dev checkpoint kept, and resume after a kill (Trainer checkpoints every `teacher
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from transformers import (
@@ -39,10 +37,10 @@ from tinykd.artifacts import (
 )
 from tinykd.config import Config
 from tinykd.environment import environment
+from tinykd.hf_training import checkpoint_step, dev_accuracy, length_grouped_sampling, prepare_checkpoints
 from tinykd.metrics import classification_metrics
 from tinykd.splits import stratified_sample
 
-STATE_FILE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it is incomplete
 BEST_FILE = "tinykd_best.json"
 
 
@@ -125,7 +123,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     dev_features = encode_rows(tokenizer, dev_rows, task.max_length)
 
     work = paths.teacher_checkpoints
-    resume_from = _prepare_checkpoints(work, stamp)
+    resume_from = prepare_checkpoints(work, stamp)
     best_dir = paths.teacher_dir / "best"
     if resume_from is None:
         shutil.rmtree(best_dir, ignore_errors=True)
@@ -136,7 +134,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         train_dataset=train_features,
         eval_dataset=dev_features,
         processing_class=tokenizer,
-        compute_metrics=_dev_metrics,
+        compute_metrics=dev_accuracy,
         callbacks=[KeepBestOnDev(best_dir, tokenizer)],
     )
     started = time.perf_counter()
@@ -168,7 +166,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         "epochs": spec.epochs,
         "train_seconds": round(train_seconds, 1),
         "train_examples_per_second": round(trained_examples, 2),
-        "resumed_from_step": _step(resume_from),
+        "resumed_from_step": checkpoint_step(resume_from),
         "parameters": sum(p.numel() for p in best.parameters()),
         "config": spec.model_dump(mode="json"),
         "environment": environment(spec.threads),
@@ -179,17 +177,11 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     return TeacherResult(
         dev_accuracy=figures["dev"]["accuracy"], test_accuracy=figures["test"]["accuracy"],
         test_macro_f1=figures["test"]["macro_f1"], train_seconds=train_seconds,
-        examples_per_second=trained_examples, resumed_from_step=_step(resume_from),
+        examples_per_second=trained_examples, resumed_from_step=checkpoint_step(resume_from),
     )
 
 
 def _training_arguments(spec, work: Path) -> TrainingArguments:
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    # transformers >= 5.20 names the sampler; older releases (the GPU image has 5.17) use a flag.
-    sampling = (
-        {"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
-        else {"group_by_length": True}
-    )
     return TrainingArguments(
         output_dir=str(work),
         num_train_epochs=spec.epochs,
@@ -208,31 +200,5 @@ def _training_arguments(spec, work: Path) -> TrainingArguments:
         seed=spec.seed,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
-        **sampling,
+        **length_grouped_sampling(),
     )
-
-
-def _prepare_checkpoints(work: Path, stamp: str) -> Path | None:
-    """The newest complete checkpoint of *this* configuration, after clearing stale or partial ones."""
-    marker = work / "tinykd_fingerprint"
-    if work.exists() and (not marker.exists() or marker.read_text().strip() != stamp):
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    marker.write_text(stamp)
-    complete = []
-    for candidate in work.glob("checkpoint-*"):
-        if (candidate / STATE_FILE).is_file():
-            complete.append(candidate)
-        else:
-            shutil.rmtree(candidate)  # killed while saving
-    return max(complete, key=_step, default=None)
-
-
-def _step(checkpoint: Path | None) -> int | None:
-    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None
-
-
-def _dev_metrics(prediction) -> dict:
-    predicted = np.asarray(prediction.predictions).argmax(-1)
-    gold = np.asarray(prediction.label_ids)
-    return {"accuracy": float((predicted == gold).mean())}
