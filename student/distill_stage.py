@@ -1,5 +1,8 @@
 """Stage `distill`: train every student in `students:` and judge it on dev and test.
 
+Tiny transformer students go through their schedule in `student.transformer_distill`; this module
+trains the small ones.
+
 Small students (BOW, TextCNN, BiLSTM) learn from the gold train rows and, with `data: distilled`, from
 the augmented rows the teacher labelled (ERNIE's data distillation). Writes, per student,
 `students/<name>/model/` (model + its tokenizer), `metrics.json` and `train_log.csv`.
@@ -27,7 +30,7 @@ from tinykd.artifacts import (
     require,
     write_json,
 )
-from tinykd.config import Config, SmallStudentSpec
+from tinykd.config import Config, SmallStudentSpec, TransformerStudentSpec
 from tinykd.environment import environment
 from tinykd.metrics import classification_metrics
 from tinykd.task_rows import text_columns
@@ -47,7 +50,12 @@ class DistillResult:
 def run(config: Config, paths: RunPaths) -> DistillResult:
     result, cache = DistillResult(), TokenCache()
     for spec in config.students:
-        metrics = distill_one(config, spec, paths, cache)
+        if isinstance(spec, TransformerStudentSpec):
+            from student.transformer_distill import distill_transformer  # loads the teacher's stack only when needed
+
+            metrics = distill_transformer(config, spec, paths)
+        else:
+            metrics = distill_one(config, spec, paths, cache)
         result.accuracy[spec.name] = metrics["test"]["accuracy"]
         if metrics.get("skipped"):
             result.skipped.append(spec.name)

@@ -34,7 +34,7 @@ STAGES = (
     Stage("augment", "augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
           configured=lambda config: config.augment is not None),
     Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
-    Stage("distill", "student.distill_stage", "train the students (BOW, TextCNN, BiLSTM) on gold + teacher-labelled rows",
+    Stage("distill", "student.distill_stage", "train the students: BOW, TextCNN, BiLSTM on gold + teacher-labelled rows; tiny transformers by their schedule",
           configured=lambda config: bool(config.students)),
 )
 # Experiments run on demand, not as part of `all` / `make distill`.
