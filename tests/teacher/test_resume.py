@@ -95,3 +95,34 @@ def test_label_resumes_after_kill(tiny_teacher, tmp_path):
     _finish(_command(config, fresh_runs, "label"))
     fresh = pd.read_parquet(fresh_paths.labels("train"))
     np.testing.assert_allclose(np.stack(resumed["logits"]), np.stack(fresh["logits"]), atol=1e-6)
+
+
+def test_transformer_student_resumes_after_kill(sentiment_files, tiny_teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    student = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
+               "relation": {"heads": 2}, "save_steps": 5,
+               "schedule": [{"stage": "task_prediction", "epochs": 8, "batch_size": 16, "learning_rate": 1e-3}]}
+    config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "students": [student]})
+    runs, fresh_runs = tmp_path / "runs", tmp_path / "fresh"
+    for base in (runs, fresh_runs):
+        _finish(_command(config, base, "data"))
+        install_as_teacher(RunPaths(base / "tiny"), tiny_teacher)
+        _finish(_command(config, base, "label"))
+    stage_dir = RunPaths(runs / "tiny").root / "students" / "tiny" / "stages" / "0-task_prediction"
+
+    def checkpoint_saved() -> bool:
+        return any((c / "trainer_state.json").exists() for c in (stage_dir / "checkpoints").glob("checkpoint-*"))
+
+    _kill_when(_command(config, runs, "distill"), checkpoint_saved)
+    assert not (stage_dir / "stage.json").exists()
+    _finish(_command(config, runs, "distill"))
+    stage = pd.read_json(stage_dir / "stage.json", typ="series")
+    assert stage["resumed_from_step"] >= 5
+
+    # The resumed run ends where an uninterrupted one does (the Trainer restores optimizer and RNG state).
+    _finish(_command(config, fresh_runs, "distill"))
+    resumed = load_file(runs / "tiny" / "students" / "tiny" / "model" / "model.safetensors")
+    fresh = load_file(fresh_runs / "tiny" / "students" / "tiny" / "model" / "model.safetensors")
+    for name, tensor in fresh.items():
+        np.testing.assert_allclose(resumed[name].numpy(), tensor.numpy(), atol=1e-5, err_msg=name)
