@@ -70,7 +70,8 @@ class DistillationTrainer(Trainer):
             teacher_inputs = dict(inputs)
             if self.token_map is not None:
                 teacher_inputs["input_ids"] = self.token_map[inputs["input_ids"]]
-            with capture_qkv(self.teacher, self.losses.teacher_layer) as t, capture_qkv(model, -1) as s:
+            inner = self.accelerator.unwrap_model(model)  # hooks go on the model inside DDP; forward stays wrapped
+            with capture_qkv(self.teacher, self.losses.teacher_layer) as t, capture_qkv(inner, -1) as s:
                 with torch.no_grad():
                     self.teacher(**teacher_inputs)
                 outputs = model(**inputs)

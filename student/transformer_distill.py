@@ -12,6 +12,7 @@ small students': `students/<name>/model/` (HF model + its pruned tokenizer), `me
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -80,6 +81,8 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
         figures[split] = classification_metrics(rows["label"].to_numpy(), logits.argmax(-1), names)
         figures[split]["seconds"] = round(time.perf_counter() - t0, 3)
 
+    if not _main_process():
+        return {"dev": figures["dev"], "test": figures["test"]}
     with atomic_path(out_dir / "model") as tmp:
         _save(model, tokenizer, keep, tmp)
     with atomic_path(out_dir / "train_log.csv") as tmp:
@@ -208,6 +211,7 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
             eval_strategy="epoch" if predicting else "no", save_strategy="steps", save_steps=spec.save_steps,
             save_total_limit=1, logging_steps=25, report_to="none", seed=spec.seed, remove_unused_columns=False,
             dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(), **length_grouped_sampling(),
+            use_cpu=not torch.cuda.is_available(),  # so `torchrun` on CPU runs DDP over gloo
         ),
         train_dataset=features,
         eval_dataset=dev,
@@ -224,18 +228,35 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     seconds = time.perf_counter() - started
+    # Under torchrun every process gets here; process 0 wrote the best checkpoint and writes the results.
+    _barrier()
     if predicting and (best_dir / BEST_FILE).exists():
         model = AutoModelForSequenceClassification.from_pretrained(best_dir)
-    keep = token_map.tolist() if token_map is not None else None
-    with atomic_path(done) as tmp:
-        _save(model, tokenizer, keep, tmp)
+    _barrier()
     log = trainer.state.log_history
-    write_json(stage_dir / "stage.json", {"fingerprint": stamp, "stage": stage.stage, "data": data,
-                                          "rows": len(features), "seconds": round(seconds, 1),
-                                          "resumed_from_step": checkpoint_step(resume_from), "log": log})
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(best_dir, ignore_errors=True)
+    if trainer.is_world_process_zero():
+        with atomic_path(done) as tmp:
+            _save(model, tokenizer, token_map.tolist() if token_map is not None else None, tmp)
+        write_json(stage_dir / "stage.json", {
+            "fingerprint": stamp, "stage": stage.stage, "data": data, "rows": len(features),
+            "seconds": round(seconds, 1), "world_size": trainer.args.world_size,
+            "resumed_from_step": checkpoint_step(resume_from), "log": log,
+        })
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(best_dir, ignore_errors=True)
+    _barrier()
     return model, log
+
+
+def _barrier() -> None:
+    """Wait for every process of a `torchrun` job (no-op in a single process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _main_process() -> bool:
+    """False in the other processes of a `torchrun` job, which train but do not write results."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _features(tokenizer, rows: pd.DataFrame, max_length: int) -> list[dict]:

@@ -80,6 +80,8 @@ class KeepBestOnDev(TrainerCallback):
         return read_json(marker)["dev_accuracy"] if marker.exists() else -1.0
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if state is not None and not state.is_world_process_zero:
+            return  # under torchrun only process 0 writes
         accuracy = metrics["eval_accuracy"]
         if accuracy > self.best_accuracy():
             with atomic_path(self.best_dir) as tmp:

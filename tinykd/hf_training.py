@@ -21,7 +21,7 @@ def prepare_checkpoints(work: Path, stamp: str) -> Path | None:
     """The newest complete checkpoint of *this* configuration, after clearing stale or partial ones."""
     marker = work / "tinykd_fingerprint"
     if work.exists() and (not marker.exists() or marker.read_text().strip() != stamp):
-        shutil.rmtree(work)
+        shutil.rmtree(work, ignore_errors=True)  # ignore_errors: under torchrun every process clears it
     work.mkdir(parents=True, exist_ok=True)
     marker.write_text(stamp)
     complete = []
@@ -29,7 +29,7 @@ def prepare_checkpoints(work: Path, stamp: str) -> Path | None:
         if (candidate / STATE_FILE).is_file():
             complete.append(candidate)
         else:
-            shutil.rmtree(candidate)  # killed while saving
+            shutil.rmtree(candidate, ignore_errors=True)  # killed while saving
     return max(complete, key=checkpoint_step, default=None)
 
 
