@@ -92,12 +92,14 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
     names = task.display_names
     uses_teacher = spec.data == "distilled" or spec.losses.soft > 0
     train = pd.read_parquet(require(paths.labels("train"), "label") if uses_teacher else paths.split("train"))
-    sources = [train.assign(target=train["label"])]
+    repeats = spec.gold_repeats if spec.data == "distilled" else 1
+    sources = [train.assign(target=train["label"])] * repeats
     if spec.data == "distilled":
         augmented = _augmented_rows(spec, pd.read_parquet(require(paths.labels("augmented"), "label")))
         teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1)
         sources.append(augmented.assign(target=teacher_label if spec.augmented_target == "hard" else NO_TARGET))
     rows = pd.concat(sources, ignore_index=True)
+    augmented_rows = len(rows) - repeats * len(train)
 
     tokenizer = StudentTokenizer.build(cache.split(spec.tokens, train[columns].to_numpy().ravel().tolist()),
                                        spec.tokens, spec.vocab_size, spec.min_freq, task.max_length)
@@ -131,7 +133,7 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
         "data": spec.data,
         "dev": figures["dev"],
         "test": figures["test"],
-        "train_rows": {"gold": len(train), "augmented": len(rows) - len(train)},
+        "train_rows": {"gold": len(train), "augmented": augmented_rows, "gold_repeats": repeats},
         "best_epoch": outcome.best_epoch,
         "train_seconds": round(outcome.seconds, 1),
         "parameters": sum(p.numel() for p in outcome.model.parameters()),

@@ -244,6 +244,10 @@ class SmallStudentSpec(Section):
     max_augmented_rows: int | None = Field(
         default=None, ge=1, description="train on a seeded random sample of at most this many augmented rows",
     )
+    gold_repeats: int = Field(
+        default=1, ge=1, description="with data 'distilled': each gold row appears this many times per epoch, "
+        "so ~multiplier times more augmented rows do not drown the gold labels",
+    )
     augmented_target: Literal["hard", "soft"] = Field(
         default="hard", description="what augmented rows teach: the teacher's argmax (ERNIE) or only its soft labels"
     )

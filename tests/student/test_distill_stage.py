@@ -54,7 +54,7 @@ def test_students_learn_and_write_artifacts(sentiment_files, tiny_teacher, tmp_p
         assert metrics["best_epoch"] == int(log.loc[log["dev_accuracy"].idxmax(), "epoch"])
     gold = json.loads((paths.root / "students" / "bow-gold" / "metrics.json").read_text())
     distilled = json.loads((paths.root / "students" / "cnn-distilled" / "metrics.json").read_text())
-    assert gold["train_rows"] == {"gold": 240, "augmented": 0}
+    assert gold["train_rows"] == {"gold": 240, "augmented": 0, "gold_repeats": 1}
     assert distilled["train_rows"]["gold"] == 240 and distilled["train_rows"]["augmented"] > 240
     assert "soft" in pd.read_csv(paths.root / "students" / "cnn-distilled" / "train_log.csv").columns
     assert distill_stage.run(config, paths).skipped == ["bow-gold", "cnn-distilled", "lstm-soft-only"]
@@ -121,13 +121,16 @@ def test_ablation_trains_each_op_alone_and_all_ops(sentiment_files, tiny_teacher
 
 def test_augment_ops_filter_and_row_cap(sentiment_files, tiny_teacher, tmp_path):
     students = [{"name": "pos", "kind": "bow", "epochs": 1, "min_freq": 1, "augment_ops": ["pos"]},
-                {"name": "capped", "kind": "bow", "epochs": 1, "min_freq": 1, "max_augmented_rows": 50}]
+                {"name": "capped", "kind": "bow", "epochs": 1, "min_freq": 1, "max_augmented_rows": 50,
+                 "gold_repeats": 3}]
     config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
     distill_stage.run(config, paths)
     by_op = pd.read_parquet(paths.augmented)["op"].value_counts()
     rows = {name: json.loads((paths.root / "students" / name / "metrics.json").read_text())["train_rows"]["augmented"]
             for name in ("pos", "capped")}
     assert rows == {"pos": by_op["pos"], "capped": 50}
+    capped = json.loads((paths.root / "students" / "capped" / "metrics.json").read_text())["train_rows"]
+    assert capped == {"gold": 240, "augmented": 50, "gold_repeats": 3}
 
 
 @pytest.mark.parametrize("extra, message", [
