@@ -51,7 +51,9 @@ def run(config: Config, paths: RunPaths) -> AblationResult:
     rows_by_op = read_json(require(paths.augment_summary, "augment"))["rows_by_op"]
     chosen = variants(spec, config.augment.op_names, rows_by_op, config.compare.gold_epochs)
     out = paths.root / "ablation"
-    per_run = pd.DataFrame(seeded_runs(config, paths, chosen, seeds, out, TokenCache(), spec.name), columns=RUN_COLUMNS)
+    records = [r for seed_records in seeded_runs(config, paths, chosen, seeds, out, TokenCache(), spec.name)
+               for r in seed_records]
+    per_run = pd.DataFrame(records, columns=RUN_COLUMNS)
     table = _table(per_run, list(chosen))
     with atomic_path(out / "runs.csv") as tmp:
         per_run.to_csv(tmp, index=False)

@@ -8,6 +8,7 @@ per variant, the gain, and the teacher's accuracy for reference.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,48 +39,57 @@ def gold_twin(spec: SmallStudentSpec, epochs: int | None = None) -> SmallStudent
 
 
 def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
-                out_root: Path, cache: TokenCache, student: str) -> list[dict]:
-    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/`; one record per run."""
-    runs = []
+                out_root: Path, cache: TokenCache, student: str) -> Iterator[list[dict]]:
+    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/`; yields each
+    seed's records (one per variant) as soon as they exist, so callers can write partial tables."""
     for seed in seeds:
+        records = []
         for variant, spec in variants.items():
             seeded = spec.model_copy(update={"seed": seed, "name": f"{student}-{variant}-seed{seed}"})
             metrics = distill_one(config, seeded, paths, cache, out_dir=out_root / seeded.name)
-            runs.append({"student": student, "kind": spec.kind, "variant": variant, "seed": seed,
-                         "augmented_rows": metrics["train_rows"]["augmented"],
-                         "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
-    return runs
+            records.append({"student": student, "kind": spec.kind, "variant": variant, "seed": seed,
+                            "augmented_rows": metrics["train_rows"]["augmented"],
+                            "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
+        yield records
 
 
 def run(config: Config, paths: RunPaths) -> CompareResult:
+    """Tables are rewritten after every seed of every student: a killed run leaves a valid partial table
+    (`seeds` column), and the rerun reuses every finished training."""
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     cache, runs, out = TokenCache(), [], paths.root / "compare"
+    table = _table(pd.DataFrame(columns=RUN_COLUMNS), teacher)
     for spec in (s for s in config.small_students if s.data == "distilled"):
-        runs += seeded_runs(config, paths, {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}, config.compare.seeds,
-                            out, cache, spec.name)
-    per_run = pd.DataFrame(runs, columns=RUN_COLUMNS)
+        twins = {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}
+        for records in seeded_runs(config, paths, twins, config.compare.seeds, out, cache, spec.name):
+            runs += records
+            table = _write(out, pd.DataFrame(runs, columns=RUN_COLUMNS), teacher, config.compare.seeds)
+    return CompareResult(table)
+
+
+def _write(out: Path, per_run: pd.DataFrame, teacher: float, seeds: list[int]) -> pd.DataFrame:
     table = _table(per_run, teacher)
     with atomic_path(out / "runs.csv") as tmp:
         per_run.to_csv(tmp, index=False)
     with atomic_path(out / "comparison.csv") as tmp:
         table.to_csv(tmp, index=False)
     with atomic_path(out / "comparison.md") as tmp:
-        tmp.write_text(_markdown(table, teacher, config.compare.seeds), encoding="utf-8")
-    write_json(out / "summary.json", {"teacher_test_accuracy": teacher, "seeds": config.compare.seeds,
+        tmp.write_text(_markdown(table, teacher, seeds), encoding="utf-8")
+    write_json(out / "summary.json", {"teacher_test_accuracy": teacher, "seeds": seeds,
                                       "rows": table.to_dict("records")})
-    return CompareResult(table)
+    return table
 
 
 def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
     if per_run.empty:
         return pd.DataFrame(columns=["student", "kind", "gold_mean", "gold_std", "distilled_mean", "distilled_std",
-                                     "gain", "teacher"])
-    stats = per_run.pivot_table(index=["student", "kind"], columns="variant", values="test_accuracy",
-                                aggfunc=["mean", "std"])
+                                     "seeds", "gain", "teacher"])
+    stats = per_run.groupby(["student", "kind", "variant"])["test_accuracy"].agg(["mean", "std"]).unstack("variant")
     table = pd.DataFrame({
         "gold_mean": stats[("mean", "gold")], "gold_std": stats[("std", "gold")].fillna(0.0),
         "distilled_mean": stats[("mean", "distilled")], "distilled_std": stats[("std", "distilled")].fillna(0.0),
     }).reset_index()
+    table["seeds"] = per_run.groupby(["student", "kind"])["seed"].nunique().to_numpy()
     table["gain"] = table["distilled_mean"] - table["gold_mean"]
     table["teacher"] = teacher
     return table
@@ -87,13 +97,14 @@ def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
 
 def _markdown(table: pd.DataFrame, teacher: float, seeds: list[int]) -> str:
     lines = [
-        f"Test accuracy, mean ± std over seeds {seeds}. Teacher: {teacher:.2%}.",
+        f"Test accuracy, mean ± std over the first `seeds` of {seeds} (fewer while the run is going or if it "
+        f"was stopped). Teacher: {teacher:.2%}.",
         "",
-        "| student | gold only | distilled | gain (points) |",
-        "| --- | --- | --- | --- |",
+        "| student | seeds | gold only | distilled | gain (points) |",
+        "| --- | ---: | --- | --- | ---: |",
     ]
     for r in table.itertuples():
-        lines.append(f"| {r.student} ({r.kind}) | {r.gold_mean:.2%} ± {r.gold_std:.2%} | "
+        lines.append(f"| {r.student} ({r.kind}) | {r.seeds} | {r.gold_mean:.2%} ± {r.gold_std:.2%} | "
                      f"{r.distilled_mean:.2%} ± {r.distilled_std:.2%} | {100 * r.gain:+.2f} |")
     if len(table):
         lines += ["", f"Mean gain over {len(table)} students: {100 * table['gain'].mean():+.2f} points."]

@@ -79,14 +79,14 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
     row = result.table.iloc[0]
     gold = runs[runs["variant"] == "gold"]["test_accuracy"]
     assert row["gold_mean"] == pytest.approx(gold.mean()) and row["gold_std"] == pytest.approx(gold.std())
-    assert row["gain"] == pytest.approx(row["distilled_mean"] - row["gold_mean"])
+    assert row["gain"] == pytest.approx(row["distilled_mean"] - row["gold_mean"]) and row["seeds"] == 3
     gold_metrics = json.loads((paths.root / "compare" / "bow-gold-seed1" / "metrics.json").read_text())
     assert gold_metrics["train_rows"]["augmented"] == 0 and gold_metrics["config"]["losses"]["soft"] == 0.0
     assert gold_metrics["config"]["epochs"] == 3  # compare.gold_epochs; the distilled twin keeps its own 2
     distilled_metrics = json.loads((paths.root / "compare" / "bow-distilled-seed1" / "metrics.json").read_text())
     assert distilled_metrics["config"]["epochs"] == 2
     markdown = (paths.root / "compare" / "comparison.md").read_text()
-    assert "| bow (bow) |" in markdown and "±" in markdown
+    assert "| bow (bow) | 3 |" in markdown and "±" in markdown
 
 
 def test_distilled_student_needs_labelled_augmented_rows(sentiment_files, tmp_path):
