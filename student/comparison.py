@@ -8,6 +8,7 @@ per variant, the gain, and the teacher's accuracy for reference.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +41,15 @@ def gold_twin(spec: SmallStudentSpec, epochs: int | None = None) -> SmallStudent
 
 def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
                 out_root: Path, cache: TokenCache, student: str) -> Iterator[list[dict]]:
-    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/`; yields each
+    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/` (spaces and commas
+    as '-'); yields each
     seed's records (one per variant) as soon as they exist, so callers can write partial tables."""
     for seed in seeds:
         records = []
         for variant, spec in variants.items():
             seeded = spec.model_copy(update={"seed": seed, "name": f"{student}-{variant}-seed{seed}"})
-            metrics = distill_one(config, seeded, paths, cache, out_dir=out_root / seeded.name)
+            directory = re.sub(r"[^A-Za-z0-9_.-]+", "-", seeded.name)  # variant labels may hold spaces
+            metrics = distill_one(config, seeded, paths, cache, out_dir=out_root / directory)
             records.append({"student": student, "kind": spec.kind, "variant": variant, "seed": seed,
                             "augmented_rows": metrics["train_rows"]["augmented"],
                             "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
