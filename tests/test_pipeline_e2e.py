@@ -54,7 +54,7 @@ def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     assert len(augmented) > 400 and set(augmented["op"]) == {"unk", "pos", "nsample"}
     for name in ("bow", "cnn"):
         student = json.loads((run / "students" / name / "metrics.json").read_text())
-        assert student["train_rows"] == {"gold": 400, "augmented": len(augmented)}
+        assert student["train_rows"] == {"gold": 400, "augmented": len(augmented), "gold_repeats": 1}
         assert student["test"]["accuracy"] > 0.6, (name, student["test"]["accuracy"])
 
     # Rerunning changes nothing.
