@@ -41,9 +41,9 @@ def gold_twin(spec: SmallStudentSpec, epochs: int | None = None) -> SmallStudent
 
 def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
                 out_root: Path, cache: TokenCache, student: str) -> Iterator[list[dict]]:
-    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/` (spaces and commas
-    as '-'); yields each
-    seed's records (one per variant) as soon as they exist, so callers can write partial tables."""
+    """Train every variant once per seed into `out_root/<student>-<variant>-seed<seed>/` (characters a
+    directory name should not hold become '-'); yields each seed's records (one per variant) as soon as
+    they exist, so callers can write partial tables."""
     for seed in seeds:
         records = []
         for variant, spec in variants.items():

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
-from student.losses.hard import NO_TARGET, hard_label_loss
+from student.losses.hard import NO_TARGET
+from student.losses.label_terms import label_terms
 from student.losses.relation import DEFAULT_PAIRS, Pair, relation_loss
-from student.losses.soft import soft_label_loss
 from student.qkv_capture import capture_qkv
 
 
@@ -80,12 +80,7 @@ class DistillationTrainer(Trainer):
         else:
             outputs = model(**inputs)
         logits = outputs.logits  # (B, K)
-        if weights.get("soft", 0) > 0 and teacher_logits is not None:
-            taught = ~torch.isnan(teacher_logits).any(dim=1)  # (B,)
-            terms["soft"] = (soft_label_loss(logits[taught], teacher_logits[taught], self.losses.temperature)
-                             if taught.any() else logits.sum() * 0.0)
-        if weights.get("hard", 0) > 0 and labels is not None:
-            terms["hard"] = hard_label_loss(logits, labels)
+        terms |= label_terms(logits, labels, teacher_logits, weights, self.losses.temperature)
         loss = sum((weights[name] * term for name, term in terms.items()), logits.sum() * 0.0)
         if model.training:
             for name, term in terms.items():

@@ -20,8 +20,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from student.losses.hard import hard_label_loss
-from student.losses.soft import soft_label_loss
+from student.losses.label_terms import label_terms
 from student.registry import build_small_student
 from student.small_student import SmallStudent, SmallStudentConfig
 from student.vocabulary import StudentTokenizer, split_text
@@ -110,7 +109,6 @@ def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, tra
         pooling=spec.pooling, dropout=spec.dropout,
     ))
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    has_teacher = ~torch.isnan(train.teacher_logits).any(dim=1)  # (N,)
     weights = spec.losses.model_dump()
     lengths = train.lengths()
     generator = torch.Generator().manual_seed(spec.seed)
@@ -126,13 +124,7 @@ def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, tra
         for start in range(0, len(order), spec.batch_size):
             index = order[start : start + spec.batch_size]
             logits = model(**batch_inputs(tokenizer, train, index)).logits  # (B, K)
-            terms = {}
-            if weights["hard"] > 0:
-                terms["hard"] = hard_label_loss(logits, train.targets[index])
-            if weights["soft"] > 0:
-                taught = has_teacher[index]
-                terms["soft"] = (soft_label_loss(logits[taught], train.teacher_logits[index][taught], spec.temperature)
-                                 if taught.any() else logits.sum() * 0.0)
+            terms = label_terms(logits, train.targets[index], train.teacher_logits[index], weights, spec.temperature)
             loss = sum(weights[name] * term for name, term in terms.items())
             optimizer.zero_grad()
             loss.backward()

@@ -21,6 +21,8 @@ import re
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
+from student.vocabulary_pruning import remap_config_ids
+
 LAYER = re.compile(r"(encoder\.layer\.)(\d+)(\.)")
 
 
@@ -57,7 +59,7 @@ def build_tiny_transformer(teacher: PreTrainedModel, layers: int, hidden: int, h
     vocab = len(keep_tokens) if keep_tokens is not None else encoder_config(teacher.config).vocab_size
     config = student_config(teacher, layers, hidden, heads, intermediate, vocab)
     if keep_tokens is not None:
-        _renumber_special_ids(config, keep_tokens)
+        remap_config_ids([config, encoder_config(config)], keep_tokens)
     torch.manual_seed(seed)
     student = type(teacher)(config)
     if init == "random":
@@ -81,11 +83,3 @@ def build_tiny_transformer(teacher: PreTrainedModel, layers: int, hidden: int, h
             target.copy_(source[teacher_name][tuple(slice(0, n) for n in target.shape)])  # leading slice
     return student
 
-
-def _renumber_special_ids(config: PretrainedConfig, keep_tokens: list[int]) -> None:
-    new_id = {old: new for new, old in enumerate(keep_tokens)}
-    for config in {id(c): c for c in (config, encoder_config(config))}.values():
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
-            value = getattr(config, name, None)
-            if isinstance(value, int):
-                setattr(config, name, new_id.get(value))

@@ -164,7 +164,7 @@ def _kept_tokens(config: Config, spec: TransformerStudentSpec, tokenizer, tables
     texts = [text for kind in sorted(kinds) for text in tables.texts(kind)]
     dev = tables.split("dev")
     texts += dev[[c for c in ("text_a", "text_b") if c in dev]].to_numpy().ravel().tolist()
-    return used_token_ids(tokenizer, texts)
+    return used_token_ids(tokenizer, dict.fromkeys(texts))  # gold rows are also in distilled: tokenize once
 
 
 def _initial_student(spec: TransformerStudentSpec, teacher_model: PreTrainedModel, keep: list[int] | None):

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import torch
 from tokenizers import Tokenizer
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerFast
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 
 def used_token_ids(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str], batch_size: int = 1024) -> list[int]:
@@ -66,16 +66,20 @@ def prune_embeddings(model: PreTrainedModel, keep: list[int]) -> PreTrainedModel
     with torch.no_grad():
         new.weight.copy_(old.weight[torch.tensor(keep)])
     model.set_input_embeddings(new)
-    new_id = {o: n for n, o in enumerate(keep)}
     # A wrapper (e.g. the mean-pool teacher) keeps its encoder's config apart from its own: fix both.
-    configs = {id(c): c for c in (model.config, model.base_model.config)}.values()
-    for config in configs:
+    remap_config_ids([model.config, model.base_model.config], keep)
+    pad = getattr(model.base_model.config, "pad_token_id", None)
+    new.padding_idx = pad if isinstance(pad, int) else None
+    return model
+
+
+def remap_config_ids(configs: Iterable[PretrainedConfig], keep: list[int]) -> None:
+    """Point each config's `vocab_size` and special-token ids at the pruned vocabulary (each config once)."""
+    new_id = {old: new for new, old in enumerate(keep)}
+    for config in {id(c): c for c in configs}.values():
         if hasattr(config, "vocab_size"):
             config.vocab_size = len(keep)
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id"):
             value = getattr(config, name, None)
             if isinstance(value, int):
                 setattr(config, name, new_id.get(value))
-    pad = getattr(model.base_model.config, "pad_token_id", None)
-    new.padding_idx = pad if isinstance(pad, int) else None
-    return model
