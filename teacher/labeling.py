@@ -56,7 +56,8 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     done = read_json(summary_path).get("splits", {}) if summary_path.exists() else {}
     # Each split has its own fingerprint, so adding a split (e.g. augmented rows) labels only that one.
     sources = {split: _source(paths, split) for split in config.label_splits}
-    stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, source_stamp)
+    stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, source_stamp,
+                                 *([spec.max_augmented_rows] if split == "augmented" and spec.max_augmented_rows else []))
               for split, (_, source_stamp) in sources.items()}
     todo = [s for s in stamps if done.get(s, {}).get("fingerprint") != stamps[s] or not paths.labels(s).exists()]
     if not todo:
@@ -71,6 +72,8 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     counts, computed, reused, seconds = {}, 0, 0, 0.0
     for split in todo:
         rows = pd.read_parquet(sources[split][0])
+        if split == "augmented" and spec.max_augmented_rows and len(rows) > spec.max_augmented_rows:
+            rows = rows.sample(n=spec.max_augmented_rows, random_state=0).sort_index()  # keeps source order
         parts = paths.label_parts(split)
         _reset_if_stale(parts, stamps[split])
         chunks = range(0, len(rows), spec.chunk_rows)

@@ -207,6 +207,9 @@ class LabelConfig(Section):
     )
     batch_size: int = Field(default=64, ge=1)
     chunk_rows: int = Field(default=2048, ge=1, description="rows per resumable chunk")
+    max_augmented_rows: int | None = Field(
+        default=None, ge=1, description="label a seeded random sample of at most this many augmented rows "
+        "(teacher inference is the CPU cost of data distillation); default: all")
     threads: int | None = Field(default=None, ge=1)
 
 

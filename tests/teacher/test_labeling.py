@@ -39,3 +39,30 @@ def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_p
         np.testing.assert_allclose(labelled["logits"][i], expected, atol=1e-5)
     assert not paths.label_parts("train").exists()
     assert labeling.run(config, paths).skipped
+
+
+def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_files, tiny_teacher, tmp_path):
+    from augment import stage as augment_stage
+
+    augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}]}
+    sections = {"task": file_task(sentiment_files), "augment": augment,
+                "label": {"splits": ["augmented"], "max_augmented_rows": 100, "chunk_rows": 64}}
+    config = load_config(write_config(tmp_path / "c.yaml", sections))
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    augment_stage.run(config, paths)
+    install_as_teacher(paths, tiny_teacher)
+    assert labeling.run(config, paths).rows == {"augmented": 100}
+
+    labelled = pd.read_parquet(paths.labels("augmented"))
+    augmented = pd.read_parquet(paths.augmented)
+    assert len(augmented) > 100
+    # Every labelled row is one of the augmented rows, in the augmented table's order.
+    position = {(r.text_a, r.source_row): i for i, r in enumerate(augmented.itertuples())}
+    order = [position[(r.text_a, r.source_row)] for r in labelled.itertuples()]
+    assert order == sorted(order) and len(set(order)) == 100
+
+    # Labelling every row is a different artifact: the stage relabels instead of reusing the sample.
+    everything = load_config(write_config(tmp_path / "all.yaml", sections | {
+        "label": {"splits": ["augmented"], "chunk_rows": 64}}))
+    assert labeling.run(everything, paths).rows == {"augmented": len(augmented)}
