@@ -14,7 +14,7 @@ SET    ?=
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup textattack-env distill data teacher augment label students compare ablate test test-full clean
+.PHONY: help setup textattack-env distill data teacher augment label students compare ablate ablate-schedule test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
@@ -23,6 +23,7 @@ help:
 	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
 	@echo "make ablate      one student per augmentation op alone vs all ops (table in runs/<task>/ablation/)"
+	@echo "make ablate-schedule   a tiny transformer: gold only, + soft, + TD1, + augmented rows, + general"
 	@echo "make data|teacher|augment|label|students   run up to one stage"
 
 $(VENV)/.installed: pyproject.toml
@@ -66,6 +67,9 @@ compare: label
 
 ablate: label
 	$(TINYKD) ablate $(STAGE_ARGS)
+
+ablate-schedule: label
+	$(TINYKD) ablate-schedule $(STAGE_ARGS)
 
 test: setup
 	$(PY) -m pytest

@@ -16,10 +16,10 @@ from tinykd.config_loading import load_config
 from tinykd.errors import TinykdError
 from tinykd.stages import BY_NAME, EXPERIMENTS, STAGES
 
-EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<9} {s.help}" for s in STAGES) + (
-    "\n  all       run every stage above in order (each skips itself when already up to date)"
-    "\n  check     validate the config and print the run directory; does no work"
-    "\nexperiments (run on demand, not by `all`):\n" + "\n".join(f"  {s.name:<9} {s.help}" for s in EXPERIMENTS)
+EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<15} {s.help}" for s in STAGES) + (
+    "\n  all             run every stage above in order (each skips itself when already up to date)"
+    "\n  check           validate the config and print the run directory; does no work"
+    "\nexperiments (run on demand, not by `all`):\n" + "\n".join(f"  {s.name:<15} {s.help}" for s in EXPERIMENTS)
 )
 
 

@@ -376,6 +376,13 @@ class AblationConfig(Section):
     seeds: list[int] | None = Field(default=None, min_length=1, description="default: compare.seeds")
 
 
+class ScheduleAblationConfig(Section):
+    """What each part of the tiny-transformer recipe adds: one transformer student, five schedules."""
+
+    student: str = Field(description="name of a `kind: transformer` entry in students")
+    seeds: list[int] | None = Field(default=None, min_length=1, description="default: the student's seed")
+
+
 class Config(Section):
     """One task's whole configuration."""
 
@@ -386,6 +393,8 @@ class Config(Section):
     students: list[StudentSpec] = Field(default_factory=list)
     compare: CompareConfig = CompareConfig()
     ablation: AblationConfig | None = Field(default=None, description="omit unless you run the `ablate` experiment")
+    schedule_ablation: ScheduleAblationConfig | None = Field(
+        default=None, description="omit unless you run the `ablate-schedule` experiment")
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
@@ -415,6 +424,11 @@ class Config(Section):
             if self.ablation.student not in distilled:
                 raise ValueError(f"ablation.student: '{self.ablation.student}' is not a distilled student "
                                  f"(students with data 'distilled': {distilled})")
+        if self.schedule_ablation is not None:
+            transformers = [s.name for s in self.students if isinstance(s, TransformerStudentSpec)]
+            if self.schedule_ablation.student not in transformers:
+                raise ValueError(f"schedule_ablation.student: '{self.schedule_ablation.student}' is not a transformer "
+                                 f"student (students with kind 'transformer': {transformers})")
         return self
 
     def _check_schedule(self, i: int, spec: TransformerStudentSpec) -> None:

@@ -43,5 +43,7 @@ EXPERIMENTS = (
           configured=lambda config: any(s.data == "distilled" for s in config.small_students)),
     Stage("ablate", "student.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
           configured=lambda config: config.ablation is not None),
+    Stage("ablate-schedule", "student.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "
+          "relations, + augmented rows, + general distillation", configured=lambda config: config.schedule_ablation is not None),
 )
 BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}
