@@ -12,8 +12,9 @@ import sys
 import time
 
 from tinykd.artifacts import RunPaths
+from tinykd.config import Config
 from tinykd.config_loading import load_config
-from tinykd.errors import TinykdError
+from tinykd.errors import ConfigError, TinykdError
 from tinykd.stages import BY_NAME, EXPERIMENTS, STAGES
 
 EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<15} {s.help}" for s in STAGES) + (
@@ -37,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
         help="override one config key, e.g. --set teacher.epochs=1 (repeatable; value parsed as YAML)",
     )
+    parser.add_argument(
+        "--student", dest="students", action="append", default=[], metavar="NAME",
+        help="distill / compare only this student of the config (repeatable); the others are left as they are",
+    )
     parser.add_argument("--runs-dir", help="where run directories live (default: $TINYKD_RUNS or ./runs)")
     parser.add_argument(
         "--if-configured", action="store_true",
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)
+        if args.students:
+            config = _only_students(config, args.students, args.stage)
         paths = RunPaths.for_task(config.task.name, args.runs_dir)
         if args.stage == "check":
             print(f"config ok: task {config.task.name} ({config.task.kind}); run directory {paths.root}")
@@ -68,3 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: completed artifacts are kept; rerun the same command to resume", file=sys.stderr)
         return 130
     return 0
+
+
+def _only_students(config: Config, names: list[str], stage: str) -> Config:
+    if stage not in ("distill", "compare"):
+        raise ConfigError(f"--student applies to the distill and compare stages, not '{stage}'")
+    known = [s.name for s in config.students]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--student {', '.join(unknown)}: not in the config's students {known}")
+    return config.model_copy(update={"students": [s for s in config.students if s.name in names]})

@@ -143,3 +143,18 @@ def test_bad_ablation_config(sentiment_files, tmp_path, extra, message):
     path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {}, **extra})
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_cli_student_option_distills_only_the_named_students(sentiment_files, tiny_teacher, tmp_path, capsys):
+    from tinykd.cli import main
+
+    config, _ = _pipeline(tmp_path, sentiment_files, tiny_teacher)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "run").rename(tmp_path / "runs" / config.task.name)  # where the CLI looks
+    args = ["--config", str(tmp_path / "c.yaml"), "--runs-dir", str(tmp_path / "runs")]
+    assert main(["distill", *args, "--student", "bow-gold"]) == 0
+    assert [p.name for p in (tmp_path / "runs" / config.task.name / "students").iterdir()] == ["bow-gold"]
+    assert main(["distill", *args, "--student", "nope"]) == 2
+    assert "--student nope: not in the config's students ['bow-gold', 'cnn-distilled', 'lstm-soft-only']" in (
+        capsys.readouterr().err)
+    assert main(["label", *args, "--student", "bow-gold"]) == 2
