@@ -39,9 +39,11 @@ class ScheduleAblationResult:
         return "ablate-schedule: test accuracy " + ", ".join(parts)
 
 
-def variants(spec: TransformerStudentSpec, has_augment: bool) -> dict[str, list[ScheduleStage]]:
+def variants(spec: TransformerStudentSpec, has_augment: bool,
+             general: ScheduleStage | None = None) -> dict[str, list[ScheduleStage]]:
     """Variant name -> the schedule it trains, in table order (the augmented rows need an augment section)."""
-    relation, prediction, general = (_own_stage(spec, name) for name in ("task_relation", "task_prediction", "general"))
+    relation, prediction = _own_stage(spec, "task_relation"), _own_stage(spec, "task_prediction")
+    general = general or _own_stage(spec, "general")
     weights = prediction.loss_weights
     hard_only = TransformerLosses(hard=weights["hard"] or 1.0)
     with_soft = TransformerLosses(**(weights | {"soft": weights["soft"] or 1.0}))
@@ -65,7 +67,7 @@ def run(config: Config, paths: RunPaths) -> ScheduleAblationResult:
     spec = next(s for s in config.students if s.name == config.schedule_ablation.student)
     seeds = config.schedule_ablation.seeds or [spec.seed]
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
-    chosen = variants(spec, config.augment is not None)
+    chosen = variants(spec, config.augment is not None, config.schedule_ablation.general)
     out, records = paths.root / "schedule_ablation", []
     table = pd.DataFrame()
     for seed in seeds:

@@ -381,6 +381,15 @@ class ScheduleAblationConfig(Section):
 
     student: str = Field(description="name of a `kind: transformer` entry in students")
     seeds: list[int] | None = Field(default=None, min_length=1, description="default: the student's seed")
+    general: ScheduleStage | None = Field(
+        default=None, description="the general stage the '+ general' variant adds (stage: general); default: the "
+        "student's own general stage, else 1 epoch over all of People's Daily")
+
+    @model_validator(mode="after")
+    def _general_is_general(self) -> ScheduleAblationConfig:
+        if self.general is not None and self.general.stage != "general":
+            raise ValueError(f"general.stage must be 'general', not '{self.general.stage}'")
+        return self
 
 
 class Config(Section):

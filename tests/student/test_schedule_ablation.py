@@ -11,7 +11,7 @@ from student import distill_stage, schedule_ablation
 from tests.conftest import file_task, write_config
 from tests.student.test_distill_stage import _pipeline
 from tests.student.test_transformer_distill import TINY
-from tinykd.config import ScheduleAblationConfig, TransformerStudentSpec
+from tinykd.config import ScheduleAblationConfig, ScheduleStage, TransformerStudentSpec
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
 
@@ -34,6 +34,8 @@ def test_variants_add_one_part_each_and_keep_the_students_stage_settings():
                      "task_prediction(distilled; soft+hard)",
     }
     assert all(stages[-1].learning_rate == 1e-3 and stages[-1].max_rows == 96 for stages in chosen.values())
+    general = ScheduleStage(stage="general", max_rows=32)
+    assert schedule_ablation.variants(spec, True, general)["+ general"][0] == general.model_copy(update={"data": "unlabeled"})
     assert list(schedule_ablation.variants(spec, has_augment=False)) == ["gold only", "+ soft labels", "+ TD1 relations"]
 
 
@@ -59,6 +61,14 @@ def test_ablation_trains_every_variant_and_reuses_the_configured_student(sentime
     assert general["data"] == "unlabeled"
     assert "| + TD1 relations | task_relation(gold; relation)" in (
         paths.root / "schedule_ablation" / "ablation.md").read_text()
+
+
+def test_schedule_ablation_general_must_be_a_general_stage(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {}, "students": [STUDENT],
+                                              "schedule_ablation": {"student": "tiny",
+                                                                    "general": {"stage": "task_relation"}}})
+    with pytest.raises(ConfigError, match=r"schedule_ablation.general.*must be 'general', not 'task_relation'"):
+        load_config(path)
 
 
 def test_schedule_ablation_needs_a_transformer_student(sentiment_files, tmp_path):
