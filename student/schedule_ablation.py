@@ -74,7 +74,7 @@ def run(config: Config, paths: RunPaths) -> ScheduleAblationResult:
         for variant, schedule in chosen.items():
             trained, directory = _variant_spec(spec, variant, schedule, seed, out, config.augment is not None)
             metrics = distill_transformer(config, trained, paths, out_dir=directory)
-            records.append({"variant": variant, "schedule": describe(trained.schedule), "seed": seed,
+            records.append({"variant": variant, "schedule": describe(schedule), "seed": seed,
                             "dev_accuracy": metrics["dev"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
                             "train_seconds": metrics["train_seconds"], "parameters": metrics["parameters"]})
             table = _write(out, pd.DataFrame(records, columns=RUN_COLUMNS), list(chosen), spec, teacher, seeds)

@@ -59,6 +59,7 @@ def test_ablation_trains_every_variant_and_reuses_the_configured_student(sentime
     general = json.loads((paths.root / "schedule_ablation" / "plus-general-seed0" / "stages" / "0-general"
                           / "stage.json").read_text())
     assert general["data"] == "unlabeled"
+    assert row["schedule"] == "task_relation(distilled; relation) -> task_prediction(distilled; soft+hard)"
     assert "| + TD1 relations | task_relation(gold; relation)" in (
         paths.root / "schedule_ablation" / "ablation.md").read_text()
 
