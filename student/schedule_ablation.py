@@ -24,7 +24,7 @@ import pandas as pd
 
 from student.transformer_distill import distill_transformer
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
-from tinykd.config import Config, ScheduleStage, TransformerLosses, TransformerStudentSpec
+from tinykd.config import Config, ScheduleStage, TransformerLosses, TransformerStudentSpec, default_schedule
 from tinykd.errors import ConfigError
 
 RUN_COLUMNS = ["variant", "schedule", "seed", "dev_accuracy", "test_accuracy", "train_seconds", "parameters"]
@@ -90,12 +90,10 @@ def describe(schedule: list[ScheduleStage]) -> str:
 
 
 def _own_stage(spec: TransformerStudentSpec, name: str) -> ScheduleStage:
-    """The student's own settings for a stage kind (its first stage of that kind), else the defaults."""
-    own = next((stage for stage in spec.schedule if stage.stage == name), None)
-    if own is not None:
-        return own
-    if name == "task_prediction":
-        return ScheduleStage(stage=name, epochs=3, learning_rate=5e-5)
+    """The student's own settings for a stage kind (its first stage of that kind), else the default schedule's."""
+    for stage in [*spec.schedule, *default_schedule()]:
+        if stage.stage == name:
+            return stage
     return ScheduleStage(stage=name)
 
 

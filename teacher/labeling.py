@@ -56,8 +56,9 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     done = read_json(summary_path).get("splits", {}) if summary_path.exists() else {}
     # Each split has its own fingerprint, so adding a split (e.g. augmented rows) labels only that one.
     sources = {split: _source(paths, split) for split in config.label_splits}
+    # A row cap joins the fingerprint only where it is set, so uncapped splits keep their earlier fingerprints.
     stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, source_stamp,
-                                 *([spec.max_augmented_rows] if split == "augmented" and spec.max_augmented_rows else []))
+                                 *filter(None, [_row_cap(spec, split)]))
               for split, (_, source_stamp) in sources.items()}
     todo = [s for s in stamps if done.get(s, {}).get("fingerprint") != stamps[s] or not paths.labels(s).exists()]
     if not todo:
@@ -72,8 +73,9 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     counts, computed, reused, seconds = {}, 0, 0, 0.0
     for split in todo:
         rows = pd.read_parquet(sources[split][0])
-        if split == "augmented" and spec.max_augmented_rows and len(rows) > spec.max_augmented_rows:
-            rows = rows.sample(n=spec.max_augmented_rows, random_state=0).sort_index()  # keeps source order
+        cap = _row_cap(spec, split)
+        if cap and len(rows) > cap:
+            rows = rows.sample(n=cap, random_state=0).sort_index()  # keeps source order
         parts = paths.label_parts(split)
         _reset_if_stale(parts, stamps[split])
         chunks = range(0, len(rows), spec.chunk_rows)
@@ -111,6 +113,11 @@ def _source(paths: RunPaths, split: str) -> tuple[Path, str | None]:
     if split == "augmented":
         return require(paths.augmented, "augment"), recorded_fingerprint(require(paths.augment_summary, "augment"))
     return require(paths.split(split), "data"), recorded_fingerprint(require(paths.data_summary, "data"))
+
+
+def _row_cap(spec, split: str) -> int | None:
+    """At most this many rows of `split` are labelled (a seeded sample); None = all."""
+    return spec.max_augmented_rows if split == "augmented" else None
 
 
 def _with_logits(rows: pd.DataFrame, logits: np.ndarray) -> pa.Table:

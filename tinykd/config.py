@@ -313,7 +313,7 @@ class ScheduleStage(Section):
         return TransformerLosses(**STAGE_LOSSES[self.stage]).model_dump()
 
 
-def _default_schedule() -> list:
+def default_schedule() -> list:
     return [ScheduleStage(stage="task_relation"), ScheduleStage(stage="task_prediction", epochs=3, learning_rate=5e-5)]
 
 
@@ -333,7 +333,7 @@ class TransformerStudentSpec(Section):
     checkpoint: Path | None = None
     prune_vocabulary: bool = Field(default=True, description="keep only tokens of train/dev/augmented/general text")
     relation: RelationConfig = RelationConfig()
-    schedule: list[ScheduleStage] = Field(default_factory=_default_schedule, min_length=1)
+    schedule: list[ScheduleStage] = Field(default_factory=default_schedule, min_length=1)
     eval_batch_size: int = Field(default=64, ge=1)
     save_steps: int = Field(default=200, ge=1, description="checkpoint interval for resume after a kill")
     seed: int = 0
