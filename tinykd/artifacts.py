@@ -96,6 +96,27 @@ class RunPaths:
     def label_parts(self, split: str) -> Path:
         return self.label_dir / f".{split}.parts"
 
+    # distill stage
+    def student_dir(self, name: str) -> Path:
+        return self.root / "students" / name
+
+    def model_dir(self, name: str) -> Path:
+        """The save_pretrained directory of 'teacher' or a student."""
+        return self.teacher_model if name == "teacher" else self.student_dir(name) / "model"
+
+    # compress stage
+    def compressed(self, model: str, backend: str) -> Path:
+        return self.root / "compressed" / model / backend
+
+    # bench and report stages
+    @property
+    def bench_dir(self) -> Path:
+        return self.root / "bench"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
 
 def require(path: Path, stage: str) -> Path:
     """Fail with a clear message when an input artifact is missing."""

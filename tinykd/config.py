@@ -392,6 +392,50 @@ class ScheduleAblationConfig(Section):
         return self
 
 
+CPU_BACKENDS = ("torch-fp32", "torch-int8", "onnx-fp32", "onnx-optimized", "onnx-int8-dynamic", "onnx-int8-static")
+GPU_BACKENDS = ("torch-fp16-cuda", "torch-compile-cuda", "tensorrt")
+BACKENDS = (*CPU_BACKENDS, "ipex", *GPU_BACKENDS)
+Backend = Literal["torch-fp32", "torch-int8", "onnx-fp32", "onnx-optimized", "onnx-int8-dynamic", "onnx-int8-static",
+                  "ipex", "torch-fp16-cuda", "torch-compile-cuda", "tensorrt"]
+
+
+class CompressConfig(Section):
+    """Which models go through which export/quantization backends (`compressed/<model>/<backend>/`)."""
+
+    models: list[str] | None = Field(
+        default=None, description="'teacher' and/or student names; default: the teacher and every student")
+    backends: list[Backend] = Field(default_factory=lambda: list(CPU_BACKENDS), min_length=1)
+    calibration_rows: int = Field(default=256, ge=1, description="train rows that calibrate static int8")
+    eval_batch_size: int = Field(default=64, ge=1, description="batch size of the test-split accuracy check")
+    opset: int = Field(default=17, ge=13, description="ONNX opset of the export")
+    threads: int | None = Field(default=None, ge=1)
+
+
+class BenchConfig(Section):
+    """The timing sweep: every model x backend x batch size x sequence length x thread count."""
+
+    models: list[str] | None = Field(default=None, description="default: compress.models")
+    backends: list[Backend] | None = Field(default=None, description="default: compress.backends")
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 32], min_length=1)
+    seq_lengths: list[int] | None = Field(
+        default=None, min_length=1, description="tokenizer truncation lengths; default: [task.max_length]")
+    threads: list[int] = Field(default_factory=lambda: [2], min_length=1)
+    rows: int = Field(default=512, ge=1, description="test rows cycled through as requests")
+    warmup_s: float = Field(default=1.0, ge=0)
+    duration_s: float = Field(default=3.0, gt=0, description="timed seconds per repeat")
+    repeats: int = Field(default=3, ge=1)
+
+
+class BudgetConfig(Section):
+    """The serving target a model must meet: `qps` requests/s with p99 latency under `p99_ms`."""
+
+    qps: float = Field(gt=0)
+    p99_ms: float = Field(gt=0)
+    batch: int = Field(default=1, ge=1, description="requests per model call")
+    threads: int = Field(default=2, ge=1, description="threads per serving process")
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
 class Config(Section):
     """One task's whole configuration."""
 
@@ -404,6 +448,9 @@ class Config(Section):
     ablation: AblationConfig | None = Field(default=None, description="omit unless you run the `ablate` experiment")
     schedule_ablation: ScheduleAblationConfig | None = Field(
         default=None, description="omit unless you run the `ablate-schedule` experiment")
+    compress: CompressConfig = CompressConfig()
+    bench: BenchConfig = BenchConfig()
+    budget: BudgetConfig | None = Field(default=None, description="omit for figures without a verdict")
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
@@ -439,6 +486,20 @@ class Config(Section):
                 raise ValueError(f"schedule_ablation.student: '{self.schedule_ablation.student}' is not a transformer "
                                  f"student (students with kind 'transformer': {transformers})")
         return self
+
+    @model_validator(mode="after")
+    def _compressed_models_known(self) -> Config:
+        known = ["teacher", *(s.name for s in self.students)]
+        for key, names in (("compress.models", self.compress.models), ("bench.models", self.bench.models)):
+            unknown = [n for n in names or [] if n not in known]
+            if unknown:
+                raise ValueError(f"{key}: {unknown} are neither 'teacher' nor a student name (known: {known})")
+        return self
+
+    @property
+    def compressed_models(self) -> list[str]:
+        """The models `compress` exports: compress.models, default the teacher and every student."""
+        return list(self.compress.models) if self.compress.models is not None else ["teacher", *(s.name for s in self.students)]
 
     def _check_schedule(self, i: int, spec: TransformerStudentSpec) -> None:
         for j, stage in enumerate(spec.schedule):

@@ -1,0 +1,1 @@
+"""The timing harness, budgets and verdicts, and the report."""

@@ -1,0 +1,1 @@
+"""Export and quantization backends (one module each) and the `compress` stage."""

@@ -1,0 +1,100 @@
+"""A model to compress or benchmark: where its fp32 weights live, how to load them, how to tokenize for it.
+
+Two families share one interface so every backend and the benchmark harness treat them alike:
+- `hf`: the teacher and the tiny transformer students (a `save_pretrained` dir with its HF tokenizer);
+  inputs `input_ids`, `attention_mask` (+ `token_type_ids` when the tokenizer makes them);
+- `small`: BOW / TextCNN / BiLSTM students (tinykd's word or char tokenizer saved beside the model);
+  inputs `input_ids`, `attention_mask` (+ `input_ids_b`, `attention_mask_b` for pair tasks).
+
+`encode` is the tokenization step of serving (raw text in, int64 arrays out), timed apart from the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from tinykd.artifacts import RunPaths, require
+from tinykd.errors import ArtifactError
+
+SMALL_TOKENIZER_FILE = "tinykd_tokenizer.json"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str  # 'teacher' or a student name
+    directory: Path  # its save_pretrained directory (fp32)
+    family: Literal["hf", "small"]
+    pair: bool  # pair task: two texts per row
+
+    @classmethod
+    def of(cls, name: str, paths: RunPaths, pair: bool) -> ModelSource:
+        directory = paths.model_dir(name)
+        require(directory / "config.json", "teacher" if name == "teacher" else "distill")
+        family = "small" if (directory / SMALL_TOKENIZER_FILE).is_file() else "hf"
+        return cls(name, directory, family, pair)
+
+    def load_torch(self) -> PreTrainedModel:
+        """The fp32 model in eval mode, on CPU."""
+        if self.family == "small":
+            from student.registry import load_small_student
+
+            model = load_small_student(self.directory)
+        else:
+            import teacher.mean_pool  # noqa: F401  registers the mean-pool classifier with the Auto classes
+            from transformers import AutoModelForSequenceClassification
+
+            model = AutoModelForSequenceClassification.from_pretrained(self.directory)
+        return model.float().eval()
+
+    @cached_property
+    def tokenizer(self):
+        if self.family == "small":
+            from student.vocabulary import StudentTokenizer
+
+            return StudentTokenizer.from_pretrained(self.directory)
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(self.directory)
+
+    @property
+    def input_names(self) -> list[str]:
+        """Model input names, in the order an exported graph takes them."""
+        if self.family == "small":
+            return ["input_ids", "attention_mask", *(["input_ids_b", "attention_mask_b"] if self.pair else [])]
+        names = ["input_ids", "attention_mask"]
+        if "token_type_ids" in self.tokenizer.model_input_names and self.pair:
+            names.append("token_type_ids")
+        return names
+
+    def encode(self, texts_a: list[str], texts_b: list[str] | None, max_length: int) -> dict[str, np.ndarray]:
+        """Tokenize one batch: int64 arrays (B, L), padded to the batch's longest row, truncated to max_length."""
+        if self.pair and texts_b is None:
+            raise ArtifactError(f"{self.name}: a pair-task model needs text_b")
+        if self.family == "small":
+            tokenizer = self.tokenizer
+            out = {}
+            for suffix, texts in (("", texts_a), ("_b", texts_b if self.pair else None)):
+                if texts is None:
+                    continue
+                ids, mask = tokenizer.pad([tokenizer.token_ids(t)[:max_length] for t in texts])
+                out[f"input_ids{suffix}"], out[f"attention_mask{suffix}"] = ids.numpy(), mask.long().numpy()
+            return out
+        encoded = self.tokenizer(texts_a, texts_b if self.pair else None, truncation=True, max_length=max_length,
+                                 padding=True, return_tensors="np")
+        return {name: encoded[name].astype(np.int64) for name in self.input_names}
+
+    def example_inputs(self, max_length: int = 16) -> dict[str, np.ndarray]:
+        """Two short rows of different lengths: what export traces and verification compares on."""
+        a = ["很好的一次体验，下次还会再来", "差"]
+        return self.encode(a, ["不错", "很差的服务"] if self.pair else None, max_length)
+
+
+def to_torch(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(array) for name, array in inputs.items()}

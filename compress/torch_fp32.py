@@ -1,0 +1,33 @@
+"""torch fp32 eager: the reference every other backend is compared with. Builds nothing but a pointer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.backend import BuildContext
+from compress.model_source import ModelSource, to_torch
+
+
+def unavailable() -> str | None:
+    return None
+
+
+def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
+    return {"weights": str(source.directory)}  # the fp32 save_pretrained directory itself
+
+
+class TorchRunner:
+    def __init__(self, model: torch.nn.Module, threads: int) -> None:
+        self.model, self.threads = model, threads
+
+    @torch.inference_mode()
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        torch.set_num_threads(self.threads)
+        return self.model(**to_torch(inputs)).logits.float().numpy()  # (B, K)
+
+
+def load(source: ModelSource, out: Path, threads: int) -> TorchRunner:
+    return TorchRunner(source.load_torch(), threads)
