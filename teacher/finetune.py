@@ -24,6 +24,7 @@ from transformers import (
 )
 
 from teacher.checkpoints import resolve_base
+from teacher.collapse_guard import CollapseGuard, prior_entropy
 from teacher.encoding import encode_rows, predict_logits
 from teacher.mean_pool import MeanPoolForSequenceClassification
 from tinykd.artifacts import (
@@ -95,7 +96,8 @@ class KeepBestOnDev(TrainerCallback):
 def run(config: Config, paths: RunPaths) -> TeacherResult:
     task, spec = config.task, config.teacher
     data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
-    stamp = fingerprint(task, spec, data_stamp)
+    # The collapse check changes no finished model: leave it out, so turning it on/off re-trains nothing.
+    stamp = fingerprint(task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp)
     if recorded_fingerprint(paths.teacher_metrics) == stamp and paths.teacher_model.is_dir():
         previous = read_json(paths.teacher_metrics)
         return TeacherResult(
@@ -139,6 +141,9 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         compute_metrics=dev_accuracy,
         callbacks=[KeepBestOnDev(best_dir, tokenizer)],
     )
+    if spec.collapse_check_steps is not None:
+        entropy = prior_entropy(train_rows["label"].to_numpy(), len(names))
+        trainer.add_callback(CollapseGuard(entropy, spec.collapse_check_steps))
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     train_seconds = time.perf_counter() - started

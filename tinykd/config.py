@@ -142,6 +142,9 @@ class TeacherConfig(Section):
     )
     save_steps: int = Field(default=200, ge=1, description="checkpoint interval (steps) for resume after a kill")
     seed: int = 42
+    collapse_check_steps: int | None = Field(
+        default=200, ge=1, description="stop with an error when the training loss still equals the label prior's "
+        "entropy after this many steps (a collapsed run); null disables the check")
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads (default: all cores)")
 
 

@@ -19,3 +19,7 @@ class DataError(TinykdError):
 
 class ArtifactError(TinykdError):
     """A stage's input artifact is missing or incomplete (run the earlier stage first)."""
+
+
+class TrainingError(TinykdError):
+    """Training went wrong in a way the user can fix in the config (e.g. a collapsed fine-tuning run)."""
