@@ -427,6 +427,7 @@ class BenchConfig(Section):
     warmup_s: float = Field(default=1.0, ge=0)
     duration_s: float = Field(default=3.0, gt=0, description="timed seconds per repeat")
     repeats: int = Field(default=3, ge=1)
+    floor: bool = Field(default=True, description="also fit and time the TF-IDF + logistic regression floor")
 
 
 class BudgetConfig(Section):

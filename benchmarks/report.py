@@ -1,0 +1,225 @@
+"""Stage `report`: the teacher-vs-student comparison a reviewer reads, from `bench/results.parquet` alone.
+
+Every number comes from the bench rows (accuracy there is what the compress stage measured on the test
+split for that backend), so the report cannot disagree with the results file. The main table is taken at
+the *reference cell* — the budget's batch, threads and sequence length, or without a budget the largest
+batch at the most threads — and says per model × backend: accuracy, its change vs the same model in torch
+fp32, parameters, size on disk, QPS, p99, speed-up over the teacher's torch fp32 at that cell, and the
+verdict. Writes `report/report.md`, a self-contained `report/report.html` (plots embedded) and the PNGs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks import report_plots
+from benchmarks.pareto import pareto_front
+from benchmarks.tfidf_floor import NAME as FLOOR_NAME
+from tinykd.artifacts import RunPaths, atomic_path, read_json, require
+from tinykd.config import Config
+from tinykd.errors import ArtifactError
+
+PLOTS = {"accuracy_vs_qps.png": "Accuracy vs throughput at the reference cell; the dashed line is the Pareto front.",
+         "latency_by_batch.png": "Latency per call by batch size (reference threads and length).",
+         "speedup_by_backend.png": "Speed-up over the teacher's torch fp32 at the reference cell."}
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    decision: str
+
+    def summary(self) -> str:
+        return f"report: {self.path} (and report.html); {self.decision}"
+
+
+@dataclass(frozen=True)
+class ReferenceCell:
+    batch: int
+    threads: int
+    seq_len: int
+
+    def label(self) -> str:
+        return f"batch {self.batch}, {self.threads} thread(s), max length {self.seq_len}"
+
+
+def reference_cell(config: Config, rows: pd.DataFrame) -> ReferenceCell:
+    """The budget's cell, or the largest batch at the most threads and the task's length (else the longest)."""
+    lengths = sorted(rows["seq_len"].unique())
+    seq_len = config.task.max_length if config.task.max_length in lengths else int(lengths[-1])
+    if config.budget is not None:
+        return ReferenceCell(config.budget.batch, config.budget.threads, seq_len)
+    return ReferenceCell(int(rows["batch"].max()), int(rows["threads"].max()), seq_len)
+
+
+def _order(rows: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Teacher first, students in config order, the floor last; backends in configured order."""
+    models = ["teacher", *(s.name for s in config.students), FLOOR_NAME]
+    backends = list(dict.fromkeys([*(config.bench.backends or config.compress.backends), *rows["backend"]]))
+    key = rows["model"].map(lambda m: models.index(m) if m in models else len(models)) * 100
+    key += rows["backend"].map(backends.index)
+    return rows.assign(_key=key).sort_values(["_key", "batch"]).drop(columns="_key")
+
+
+def comparison_table(rows: pd.DataFrame, cell: ReferenceCell) -> pd.DataFrame:
+    """One row per model × backend at the reference cell, with accuracy change and speed-up added."""
+    at = rows[(rows["batch"] == cell.batch) & (rows["threads"] == cell.threads) & (rows["seq_len"] == cell.seq_len)]
+    if at.empty:
+        raise ArtifactError(f"bench/results.parquet has no row at the reference cell ({cell.label()}); "
+                            "re-run the 'bench' stage with this config")
+    at = at.copy()
+    fp32 = at[at["backend"] == "torch-fp32"].set_index("model")["accuracy"]
+    at["accuracy_change_pts"] = 100 * (at["accuracy"] - at["model"].map(fp32))
+    teacher = at[(at["model"] == "teacher") & (at["backend"] == "torch-fp32")]
+    base_qps = float(teacher["qps"].iat[0]) if len(teacher) else math.nan
+    at["speedup"] = at["qps"] / base_qps
+    teacher_accuracy = float(teacher["accuracy"].iat[0]) if len(teacher) else math.nan
+    at["of_teacher"] = at["accuracy"] / teacher_accuracy
+    return at
+
+
+def _verdicts(paths: RunPaths) -> pd.DataFrame | None:
+    path = paths.bench_dir / "verdicts.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _display(table: pd.DataFrame, verdicts: pd.DataFrame | None) -> pd.DataFrame:
+    """Formatted strings for the Markdown and HTML tables."""
+    def pct(v: float) -> str:
+        return "–" if pd.isna(v) else f"{100 * v:.2f} %"
+
+    out = pd.DataFrame({
+        "model": table["model"], "backend": table["backend"],
+        "accuracy": table["accuracy"].map(pct),
+        "Δ vs fp32 (pts)": table["accuracy_change_pts"].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}"),
+        "of teacher": table["of_teacher"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f} %"),
+        "params (M)": table["params"].map(lambda v: f"{v / 1e6:.2f}" if v >= 1e4 else f"{v / 1e6:.4f}"),
+        "size (MB)": table["size_mb"].map(lambda v: f"{v:.1f}" if v >= 1 else f"{v:.2f}"),
+        "QPS": table["qps"].map(lambda v: f"{v:,.0f}"),
+        "p99 (ms)": table["p99_ms"].map(lambda v: f"{v:.1f}" if v >= 1 else f"{v:.2f}"),
+        "speed-up": table["speedup"].map(lambda v: "–" if pd.isna(v) else f"{v:,.1f}×"),
+    })
+    if verdicts is not None and len(verdicts):
+        key = verdicts.set_index(["model", "backend"])
+        def verdict(r) -> str:
+            if (r.model, r.backend) not in key.index:
+                return "–"
+            v = key.loc[(r.model, r.backend)]
+            word = "meets" if bool(v["meets"]) else "misses"
+            return f"{word} ({v['qps_margin_pct']:+.0f} % qps, {v['p99_margin_ms']:+.1f} ms p99; {int(v['cores'])} cores)"
+        out["verdict"] = [verdict(r) for r in table.itertuples()]
+    return out
+
+
+def _peak_table(rows: pd.DataFrame) -> pd.DataFrame:
+    best = rows[rows["best_batch"].astype(bool) & rows["fraction_of_peak"].notna()]
+    return pd.DataFrame({
+        "model": best["model"], "backend": best["backend"], "threads": best["threads"], "best batch": best["batch"],
+        "model-only QPS": best["model_qps"].map(lambda v: f"{v:,.0f}"),
+        "GFLOP/s achieved": best["achieved_gflops"].map(lambda v: f"{v:.1f}"),
+        "fp32 GEMM peak GFLOP/s": best["gemm_gflops"].map(lambda v: f"{v:.0f}"),
+        "of peak": best["fraction_of_peak"].map(lambda v: f"{100 * v:.1f} %"),
+    })
+
+
+def _environment_lines(document: dict, rows: pd.DataFrame) -> list[str]:
+    env = document.get("environment", {})
+    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+    gemm = ", ".join(f"{g['threads']} thread(s): {g['gflops']:.0f} GFLOP/s" for g in document.get("gemm", []))
+    return [f"- CPU: {env.get('cpu')} ({env.get('cores')} cores); GPU: {env.get('gpu') or 'none'}",
+            f"- threads swept: {sorted(rows['threads'].unique().tolist())}; Python {env.get('python')}; {versions}",
+            f"- fp32 GEMM peak measured in the same run: {gemm}",
+            f"- bench run {document.get('timestamp')}, config hash {document.get('config_hash')}"]
+
+
+def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
+                       document: dict, rows: pd.DataFrame, front: pd.DataFrame) -> str:
+    budget = config.budget
+    lines = [f"# tinykd report: {config.task.name}", ""]
+    ship = (document.get("ship") or {}).get("line")
+    if budget is not None:
+        lines += [f"**Budget:** {budget.qps:g} requests/s with p99 ≤ {budget.p99_ms:g} ms at batch {budget.batch}, "
+                  f"{budget.threads} thread(s) per process, {budget.device}. **Verdict:** {ship}.", ""]
+    else:
+        lines += ["No `budget:` section: figures without a verdict.", ""]
+    lines += [f"## Teacher vs students ({cell.label()})", "",
+              "Accuracy: test split, per backend (compress stage). QPS: requests (rows) per second end to end — "
+              "tokenizer included, one call in flight — median of the repeats; p99 per call. Speed-up: QPS over "
+              "the teacher's torch fp32 at this cell. The TF-IDF + logistic regression row is the floor.", "",
+              shown.to_markdown(index=False), "",
+              "Pareto front (no other row is both faster and more accurate): "
+              + ", ".join(f"{r.model}/{r.backend}" for r in front.itertuples()) + ".", ""]
+    for name, caption in PLOTS.items():
+        lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+    lines += ["## Share of the machine's fp32 peak", "",
+              "Model-only FLOPs of the fp32 graph per second at each model's best batch, over the fp32 GEMM "
+              "peak measured in the same run (for int8 and ONNX backends an effective rate).", "",
+              peak.to_markdown(index=False), ""]
+    skipped = document.get("skipped") or []
+    if skipped:
+        lines += ["## Not measured", ""] + [f"- {s['model']}/{s['backend']}: {s['reason']}" for s in skipped] + [""]
+    lines += ["## Environment", "", *_environment_lines(document, rows), "",
+              "All cells: `bench/results.parquet` (one row per model, backend, batch, length, threads).", ""]
+    return "\n".join(lines)
+
+
+def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
+                   document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path) -> str:
+    esc = html.escape
+    budget = config.budget
+    ship = (document.get("ship") or {}).get("line")
+    verdict = (f"<p><b>Budget:</b> {budget.qps:g} requests/s with p99 ≤ {budget.p99_ms:g} ms at batch {budget.batch}, "
+               f"{budget.threads} thread(s), {budget.device}. <b>Verdict:</b> {esc(str(ship))}.</p>"
+               if budget is not None else "<p>No <code>budget:</code> section: figures without a verdict.</p>")
+    images = "".join(
+        f'<figure><img alt="{esc(caption)}" src="data:image/png;base64,'
+        f'{base64.b64encode((plot_dir / name).read_bytes()).decode()}"><figcaption>{esc(caption)}</figcaption></figure>'
+        for name, caption in PLOTS.items())
+    skipped = "".join(f"<li>{esc(s['model'])}/{esc(s['backend'])}: {esc(s['reason'])}</li>"
+                      for s in document.get("skipped") or [])
+    environment = "".join(f"<li>{esc(line[2:])}</li>" for line in _environment_lines(document, rows))
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;"
+             "text-align:right}td:first-child,td:nth-child(2),th{text-align:left}img{max-width:100%}"
+             "figure{margin:1.5em 0}figcaption{font-style:italic;color:#555}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(markdown_title)}</title>"
+            f"<style>{style}</style></head><body><h1>{esc(markdown_title)}</h1>{verdict}"
+            f"<h2>Teacher vs students ({esc(cell.label())})</h2>"
+            "<p>Accuracy: test split, per backend. QPS: rows per second end to end (tokenizer included, one call in "
+            "flight), median of the repeats; p99 per call. Speed-up over the teacher's torch fp32 at this cell. "
+            "The TF-IDF + logistic regression row is the floor.</p>"
+            f"{shown.to_html(index=False, escape=True, border=0)}"
+            f"<p>Pareto front: {esc(', '.join(f'{r.model}/{r.backend}' for r in front.itertuples()))}.</p>{images}"
+            f"<h2>Share of the machine's fp32 peak</h2>{peak.to_html(index=False, escape=True, border=0)}"
+            + (f"<h2>Not measured</h2><ul>{skipped}</ul>" if skipped else "")
+            + f"<h2>Environment</h2><ul>{environment}</ul></body></html>\n")
+
+
+def run(config: Config, paths: RunPaths) -> ReportResult:
+    rows = pd.read_parquet(require(paths.bench_dir / "results.parquet", "bench"))
+    document = read_json(require(paths.bench_dir / "results.json", "bench"))
+    rows = _order(rows, config)
+    cell = reference_cell(config, rows)
+    table = comparison_table(rows, cell)
+    shown = _display(table, _verdicts(paths))
+    front = pareto_front(table)
+    out = paths.report_dir
+    out.mkdir(parents=True, exist_ok=True)
+    report_plots.accuracy_vs_qps(table, out / "accuracy_vs_qps.png", config.budget.qps if config.budget else None)
+    curves = rows[(rows["threads"] == cell.threads) & (rows["seq_len"] == cell.seq_len)]
+    report_plots.latency_by_batch(curves, out / "latency_by_batch.png", config.budget.p99_ms if config.budget else None)
+    report_plots.speedup_by_backend(table, out / "speedup_by_backend.png")
+    peak = _peak_table(rows)
+    title = f"tinykd report: {config.task.name}"
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front), encoding="utf-8")
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out), encoding="utf-8")
+    decision = (document.get("ship") or {}).get("line") or "no budget section: no verdict"
+    return ReportResult(out / "report.md", decision)

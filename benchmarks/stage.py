@@ -1,0 +1,402 @@
+"""Stage `bench`: every model × backend × batch size × sequence length × thread count, timed in one process.
+
+Teacher and students serve the same test rows, raw text in and labels out, interleaved repeat by repeat
+(each round visits every cell once, in a rotated order), so machine drift hits every model alike and
+their ratios hold on a noisy machine. Every row records the hardware, threads, library versions and the
+config hash; the machine's fp32 GEMM peak is measured in the same run, so each row also says what
+fraction of it the model-only forward reaches (FLOPs of the fp32 graph: for int8 or ONNX backends an
+effective rate). Peak RSS comes from one short child process per model × backend (see `footprint`).
+Writes `bench/results.parquet` and `bench/results.json`, and with a `budget` section `bench/verdicts.csv`
+and the pick to ship.
+
+Which pairs run: with `bench.backends` set, a listed backend that cannot run here (not implemented, a
+missing package, no CUDA) is an error; with the default (`compress.backends`) it is skipped and the
+reason recorded, as the compress stage skips it too. A backend that does not apply to a model family
+(onnx-optimized on a BOW student) is skipped either way. A missing model or a missing built artifact
+of a runnable backend is always an error naming the path and the stage to run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from benchmarks.budget import ShipDecision, Verdict, judge_results, ship
+from benchmarks.footprint import Footprint, FootprintSpec, measure_footprint
+from benchmarks.gemm_peak import ForwardFlops, GemmPeak, gemm_peak
+from benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
+from benchmarks.tfidf_floor import NAME as FLOOR_NAME
+from benchmarks.tfidf_floor import TfidfFloor
+from benchmarks.harness import Cell, CellTiming, RequestRows, example_inputs, pinned_threads, time_window, warm_up
+from compress.backend import BACKENDS, BackendInfo, backend, load_runner
+from compress.model_source import ModelSource
+from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, require, write_json, write_parquet
+from tinykd.config import Config
+from tinykd.environment import environment
+from tinykd.errors import ArtifactError, ConfigError, DataError
+from tinykd.task_rows import text_columns
+
+VERSIONED = ("torch", "transformers", "tokenizers", "onnxruntime", "numpy")
+NOT_WEIGHTS = (".json", ".txt", ".md", ".csv", ".log", ".model")  # metadata and tokenizer files
+NOT_WEIGHTS_PREFIXES = ("tokenizer", "vocab", "special_tokens")
+
+
+@dataclass(frozen=True)
+class Pair:
+    model: str
+    backend: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    model: str
+    backend: str
+    reason: str
+
+
+@dataclass
+class BenchResult:
+    rows: pd.DataFrame
+    skipped: list[Skipped] = field(default_factory=list)
+    gemm: list[GemmPeak] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    decision: ShipDecision | None = None  # None without a budget section
+
+    def summary(self) -> str:
+        pairs = self.rows[["model", "backend"]].drop_duplicates()
+        head = f"bench: {len(self.rows)} cells, {len(pairs)} model × backend pairs"
+        head += f" ({len(self.skipped)} skipped)" if self.skipped else ""
+        neural = self.rows[self.rows["model"] != FLOOR_NAME]
+        students = neural[neural["best_batch"] & (neural["model"] != "teacher")]
+        if len(students):
+            low, high = students["fraction_of_peak"].min(), students["fraction_of_peak"].max()
+            span = f"{low:.1%}" if f"{low:.1%}" == f"{high:.1%}" else f"{low:.1%}–{high:.1%}"
+            head += f"; student forwards at {span} of the fp32 GEMM peak (best batch)"
+        if self.decision is not None:
+            return f"{head}; {self.decision.line()}"
+        best = neural.loc[neural["qps"].idxmax()]
+        return f"{head}; fastest {best['model']}/{best['backend']} {best['qps']:.0f} qps at batch {best['batch']}"
+
+
+# ---- what runs ---------------------------------------------------------------------------------------------
+
+def _cannot_run(info: BackendInfo) -> str | None:
+    """Why a backend cannot run in this environment, or None."""
+    try:
+        module = info.load_module()
+    except ModuleNotFoundError as error:
+        if error.name == info.module:
+            return f"{info.module.replace('.', '/')}.py does not exist (backend not implemented)"
+        return f"needs the package {error.name!r}, which is not installed"
+    return module.unavailable()
+
+
+def plan(config: Config, paths: RunPaths) -> tuple[list[Pair], list[Skipped]]:
+    """The (model, backend) pairs to time and the ones skipped with their reason; errors before any timing."""
+    pair_task = config.task.kind == "pair"
+    models = config.bench.models if config.bench.models is not None else config.compressed_models
+    explicit = config.bench.backends is not None
+    backends = list(config.bench.backends if explicit else config.compress.backends)
+    key = "bench.backends" if explicit else "compress.backends"
+    pairs, skipped, reasons = [], [], {}
+    for name in backends:
+        info = backend(name)  # unknown name: ArtifactError listing the known ones
+        reasons[name] = _cannot_run(info)
+        if reasons[name] and explicit:
+            raise ArtifactError(f"{key}: backend {name} cannot run here: {reasons[name]} "
+                                f"(remove it from {key}, or run bench where it can run)")
+    for model in models:
+        source = ModelSource.of(model, paths, pair_task)  # missing model: names the dir and 'teacher'/'distill'
+        for name in backends:
+            info = BACKENDS[name]
+            if source.family not in info.families:
+                skipped.append(Skipped(model, name, f"does not apply to {source.family!r} models"))
+            elif reasons[name]:
+                skipped.append(Skipped(model, name, reasons[name]))
+            else:
+                require(paths.compressed(model, name), "compress")
+                pairs.append(Pair(model, name))
+    if not pairs:
+        raise ArtifactError(f"nothing to benchmark: every model × backend was skipped ({skipped})")
+    return pairs, skipped
+
+
+def _seq_lengths(config: Config) -> list[int]:
+    return list(config.bench.seq_lengths or [config.task.max_length])
+
+
+def budget_seq_len(config: Config, pairs: list[Pair]) -> int | None:
+    """The sequence length a budget is judged at (task.max_length when swept, else the longest swept);
+    a budget whose batch, threads or device the sweep does not measure is a config error."""
+    budget, bench = config.budget, config.bench
+    if budget is None:
+        return None
+    if budget.batch not in bench.batch_sizes:
+        raise ConfigError(f"budget.batch {budget.batch} is not one of bench.batch_sizes {bench.batch_sizes}: "
+                          "the budget's cell would not be measured")
+    if budget.threads not in bench.threads:
+        raise ConfigError(f"budget.threads {budget.threads} is not one of bench.threads {bench.threads}")
+    devices = sorted({BACKENDS[p.backend].device for p in pairs})
+    if budget.device not in devices:
+        raise ConfigError(f"budget.device {budget.device!r}: no benchmarked backend runs there (devices: {devices})")
+    lengths = _seq_lengths(config)
+    return config.task.max_length if config.task.max_length in lengths else max(lengths)
+
+
+def request_rows(config: Config, paths: RunPaths) -> RequestRows:
+    """The first `bench.rows` rows of the test split: the requests every cell serves."""
+    path = require(paths.split("test"), "data")
+    test = pd.read_parquet(path)
+    columns = text_columns(config.task)
+    missing = [c for c in columns if c not in test.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; re-run the 'data' stage")
+    test = test.head(config.bench.rows)
+    return RequestRows(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None)
+
+
+# ---- facts about each pair -----------------------------------------------------------------------------------
+
+def recorded_accuracy(path: Path) -> float:
+    """Test accuracy the compress stage wrote (`test.accuracy` nested or dotted, or `accuracy`); NaN if absent."""
+    if not path.is_file():
+        return math.nan
+    try:
+        metrics = read_json(path)
+    except ValueError as error:
+        raise ArtifactError(f"{path}: not valid JSON ({error}); re-run the 'compress' stage") from error
+    if not isinstance(metrics, dict):
+        return math.nan
+    test = metrics.get("test")
+    for value in ((test or {}).get("accuracy") if isinstance(test, dict) else None,
+                  metrics.get("test.accuracy"), metrics.get("accuracy")):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    return math.nan
+
+
+def artifact_size_mb(directory: Path, fallback: Path) -> float:
+    """Bytes of weight files (not metadata or tokenizer files) in a built dir; a dir holding none (torch-fp32
+    builds only a pointer) serves the model's fp32 dir, so that one is measured."""
+    def weights(root: Path) -> int:
+        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()
+                   and not f.name.endswith(NOT_WEIGHTS) and not f.name.startswith(NOT_WEIGHTS_PREFIXES))
+
+    size = weights(directory)
+    return (size or weights(fallback)) / 2**20
+
+
+def _footprint_spec(source: ModelSource, pair: Pair, paths: RunPaths, rows: RequestRows,
+                    config: Config) -> FootprintSpec:
+    """The heaviest cell of the sweep: largest batch of the longest rows, longest sequence, most threads."""
+    batch = max(config.bench.batch_sizes)
+
+    def chars(i: int) -> int:
+        return len(rows.texts_a[i]) + (len(rows.texts_b[i]) if rows.texts_b is not None else 0)
+
+    order = sorted(range(len(rows)), key=chars, reverse=True)
+    index = [order[i % len(order)] for i in range(batch)]
+    return FootprintSpec(
+        name=source.name, directory=str(source.directory), family=source.family, pair=source.pair,
+        backend=pair.backend, artifact=str(paths.compressed(pair.model, pair.backend)),
+        threads=max(config.bench.threads), batch=batch, seq_len=max(_seq_lengths(config)),
+        texts_a=[rows.texts_a[i] for i in index],
+        texts_b=None if rows.texts_b is None else [rows.texts_b[i] for i in index],
+    )
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-file 'Loading weights' bars from transformers while the stage loads models (its own bar is enough)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+# ---- timing -----------------------------------------------------------------------------------------------------
+
+def time_cells(config: Config, paths: RunPaths, sources: dict[str, ModelSource], pairs: list[Pair],
+               rows: RequestRows) -> list[CellTiming]:
+    """Every cell, thread count by thread count (a runner's threads are fixed when it loads), repeat-major.
+
+    Each window gets its own warm-up of `bench.warmup_s`: the cell before it ran another model, whose
+    weights and buffers now fill the caches.
+    """
+    bench = config.bench
+    lengths = _seq_lengths(config)
+    cells_per_threads = len(pairs) * len(bench.batch_sizes) * len(lengths)
+    timings = []
+    with tqdm(total=cells_per_threads * len(bench.threads) * bench.repeats, desc="bench", unit="window") as bar:
+        for threads in bench.threads:
+            with _quiet_loading():
+                runners = {p: load_runner(p.backend, sources[p.model], paths.compressed(p.model, p.backend), threads)
+                           for p in pairs}
+            cells = [Cell(p.model, p.backend, batch, seq_len, threads)
+                     for p in pairs for batch in bench.batch_sizes for seq_len in lengths]
+            windows = {cell: [] for cell in cells}
+            for repeat in range(bench.repeats):
+                shift = repeat % len(cells)
+                for cell in cells[shift:] + cells[:shift]:
+                    pair, source = Pair(cell.model, cell.backend), sources[cell.model]
+                    bar.set_postfix_str(f"{cell.model}/{cell.backend} b{cell.batch} L{cell.seq_len} t{threads}",
+                                        refresh=False)
+                    with pinned_threads(threads):
+                        warm_up(source, runners[pair], rows, cell, bench.warmup_s)
+                        windows[cell].append(time_window(source, runners[pair], rows, cell, bench.duration_s))
+                    bar.update()
+            timings += [CellTiming(cell, tuple(w)) for cell, w in windows.items()]
+            del runners
+    return timings
+
+
+@dataclass(frozen=True)
+class ForwardFigures:
+    params: int
+    model_flops: float  # mean FLOPs of one call's forward, over the calls timed
+    achieved_gflops: float  # all timed forwards' FLOPs / their model-only seconds
+
+
+def forward_figures(sources: dict[str, ModelSource], timings: list[CellTiming],
+                    rows: RequestRows) -> dict[Cell, ForwardFigures]:
+    """FLOPs of exactly the forwards each cell timed (by input shape), on the fp32 torch model, one model at a time."""
+    figures = {}
+    for model in sorted({t.cell.model for t in timings}):
+        with _quiet_loading():
+            torch_model = sources[model].load_torch()
+        params, flops_of = sum(p.numel() for p in torch_model.parameters()), ForwardFlops(torch_model)
+        for timing in (t for t in timings if t.cell.model == model):
+            shapes = timing.shapes
+            examples = example_inputs(sources[model], rows, timing.cell, set(shapes))
+            total = sum(count * flops_of(examples[key]) for key, count in shapes.items())
+            calls = sum(shapes.values())
+            figures[timing.cell] = ForwardFigures(params, total / calls, total / timing.model_seconds / 1e9)
+        del torch_model, flops_of
+    return figures
+
+
+def floor_rows(config: Config, paths: RunPaths, rows: RequestRows, env: dict, started: str) -> pd.DataFrame:
+    """The TF-IDF + logistic regression floor, fitted on the gold train rows, judged on test, timed like the rest
+    (after the neural cells; it is a reference, not a contender whose ratio to the teacher is claimed)."""
+    pair = config.task.kind == "pair"
+    floor = TfidfFloor.fit(pd.read_parquet(require(paths.split("train"), "data")), pair)
+    accuracy = floor.accuracy(pd.read_parquet(paths.split("test")))
+    records, bench = [], config.bench
+    for threads in bench.threads:
+        for batch in bench.batch_sizes:
+            cell = Cell(FLOOR_NAME, FLOOR_BACKEND, batch, max(_seq_lengths(config)), threads)
+            with pinned_threads(threads):
+                windows = []
+                for _ in range(bench.repeats):
+                    warm_up(floor, floor, rows, cell, bench.warmup_s)
+                    windows.append(time_window(floor, floor, rows, cell, bench.duration_s))
+            records.append({
+                **asdict(cell), "device": "cpu", "repeats": bench.repeats, **CellTiming(cell, tuple(windows)).figures(),
+                "size_mb": floor.size_mb, "params": int(floor.classifier.coef_.size + floor.classifier.intercept_.size),
+                "accuracy": accuracy, **_environment_columns(env), "config_hash": fingerprint(config),
+                "timestamp": started,
+            })
+    frame = pd.DataFrame(records)
+    frame["best_batch"] = frame["model_qps"] == frame.groupby(["threads"])["model_qps"].transform("max")
+    return frame
+
+
+# ---- the stage --------------------------------------------------------------------------------------------------
+
+def _environment_columns(env: dict) -> dict:
+    versions = env.get("versions", {})
+    return {"cpu": env["cpu"], "cores": env["cores"], "gpu": env["gpu"], "python": env["python"],
+            **{f"{package}_version": versions.get(package) for package in VERSIONED}}
+
+
+def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figures: dict[Cell, ForwardFigures],
+                footprints: dict[Pair, Footprint], peaks: dict[int, GemmPeak], sources: dict[str, ModelSource],
+                env: dict, started: str) -> pd.DataFrame:
+    config_hash = fingerprint(config)
+    records = []
+    for timing in timings:
+        cell, pair = timing.cell, Pair(timing.cell.model, timing.cell.backend)
+        artifact = paths.compressed(cell.model, cell.backend)
+        forward, peak = figures[cell], peaks[cell.threads]
+        records.append({
+            **asdict(cell), "device": BACKENDS[cell.backend].device, "repeats": len(timing.windows),
+            **timing.figures(),
+            **asdict(footprints[pair]),
+            "size_mb": artifact_size_mb(artifact, sources[cell.model].directory),
+            "params": forward.params,
+            "accuracy": recorded_accuracy(artifact / "metrics.json"),
+            "model_flops": forward.model_flops,
+            "achieved_gflops": forward.achieved_gflops,
+            "gemm_gflops": peak.gflops,
+            "fraction_of_peak": forward.achieved_gflops / peak.gflops,
+            **_environment_columns(env),
+            "config_hash": config_hash,
+            "timestamp": started,
+        })
+    frame = pd.DataFrame(records)
+    # The best batch size of each model × backend × length × threads: the one whose forward runs fastest.
+    group = ["model", "backend", "seq_len", "threads"]
+    frame["best_batch"] = frame["model_qps"] == frame.groupby(group)["model_qps"].transform("max")
+    return frame
+
+
+def write_results(paths: RunPaths, frame: pd.DataFrame, env: dict, peaks: dict[int, GemmPeak],
+                  skipped: list[Skipped], verdicts: list[Verdict], decision: ShipDecision | None) -> None:
+    write_parquet(paths.bench_dir / "results.parquet", frame)
+    records = json.loads(frame.to_json(orient="records"))  # NaN -> null, numpy scalars -> JSON numbers
+    write_json(paths.bench_dir / "results.json", {
+        "config_hash": frame["config_hash"].iat[0], "timestamp": frame["timestamp"].iat[0], "environment": env,
+        "gemm": [asdict(p) for p in peaks.values()], "skipped": [asdict(s) for s in skipped], "rows": records,
+        "verdicts": [_json_safe(v.record()) for v in verdicts],
+        "ship": None if decision is None else {"line": decision.line(),
+                                               "pick": _json_safe(decision.pick.record()) if decision.pick else None,
+                                               "closest_miss": _json_safe(decision.closest_miss.record())
+                                               if decision.closest_miss else None},
+    })
+    verdicts_csv = paths.bench_dir / "verdicts.csv"
+    if decision is not None:
+        with atomic_path(verdicts_csv) as tmp:
+            pd.DataFrame([v.record() for v in verdicts]).to_csv(tmp, index=False)
+    else:
+        verdicts_csv.unlink(missing_ok=True)  # a verdict of an earlier run with a budget would look current
+
+
+def _json_safe(record: dict) -> dict:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
+
+
+def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult:
+    """Time every cell and write the results; `footprint=False` skips the per-pair memory processes (NaN RSS)."""
+    pairs, skipped = plan(config, paths)
+    seq_len = budget_seq_len(config, pairs)
+    rows = request_rows(config, paths)
+    sources = {m: ModelSource.of(m, paths, config.task.kind == "pair") for m in dict.fromkeys(p.model for p in pairs)}
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    env = environment()
+
+    peaks = {threads: gemm_peak(threads) for threads in config.bench.threads}
+    none = Footprint(math.nan, math.nan, math.nan)
+    footprints = {p: measure_footprint(_footprint_spec(sources[p.model], p, paths, rows, config)) if footprint else none
+                  for p in pairs}
+    timings = time_cells(config, paths, sources, pairs, rows)
+    figures = forward_figures(sources, timings, rows)
+
+    frame = result_rows(config, paths, timings, figures, footprints, peaks, sources, env, started)
+    if config.bench.floor:
+        frame = pd.concat([frame, floor_rows(config, paths, rows, env, started)], ignore_index=True)
+    verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []
+    decision = ship(verdicts) if config.budget else None
+    write_results(paths, frame, env, peaks, skipped, verdicts, decision)
+    return BenchResult(frame, skipped, list(peaks.values()), verdicts, decision)

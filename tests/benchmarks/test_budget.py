@@ -1,0 +1,70 @@
+"""Budget verdicts flip exactly at the thresholds; capacity and the ship pick."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.budget import judge, judge_results, ship
+from tinykd.config import BudgetConfig
+
+BUDGET = BudgetConfig(qps=100.0, p99_ms=20.0, batch=1, threads=2, device="cpu")
+
+
+def row(qps=150.0, p99_ms=10.0, model="m", backend="torch-fp32", accuracy=0.9, **extra):
+    return {"model": model, "backend": backend, "device": "cpu", "batch": 1, "threads": 2, "seq_len": 128,
+            "accuracy": accuracy, "qps": qps, "p99_ms": p99_ms, "cores": 8, **extra}
+
+
+@pytest.mark.parametrize("qps, meets", [(100.0, True), (math.nextafter(100.0, 0), False), (100.01, True), (99.99, False)])
+def test_qps_threshold(qps, meets):
+    verdict = judge(row(qps=qps), BUDGET, machine_cores=8)
+    assert verdict.qps_ok is meets and verdict.p99_ok and verdict.meets is meets
+
+
+@pytest.mark.parametrize("p99, meets", [(20.0, True), (math.nextafter(20.0, 100), False), (19.99, True), (20.01, False)])
+def test_p99_threshold(p99, meets):
+    verdict = judge(row(p99_ms=p99), BUDGET, machine_cores=8)
+    assert verdict.p99_ok is meets and verdict.qps_ok and verdict.meets is meets
+
+
+def test_margins_and_capacity():
+    verdict = judge(row(qps=30.0, p99_ms=25.0), BUDGET, machine_cores=8)
+    assert verdict.qps_margin_pct == pytest.approx(-70.0)
+    assert verdict.p99_margin_ms == pytest.approx(-5.0)
+    assert verdict.processes == 4  # ceil(100 / 30)
+    assert verdict.cores == 8  # 4 processes x 2 threads
+    assert verdict.machines == 1  # 8-core machines hold 4 two-thread processes
+    assert judge(row(qps=10.0), BUDGET, machine_cores=8).machines == 3  # 10 processes, 4 per machine
+    exact = judge(row(qps=50.0), BUDGET, machine_cores=8)
+    assert (exact.processes, exact.cores) == (2, 4)  # exactly 2 processes, not 3
+    assert verdict.shortfall == pytest.approx(0.7)  # the worse of -70% QPS and +25% p99
+
+
+def test_only_the_budget_cell_is_judged():
+    rows = [row(), row(batch=32), row(threads=1), row(device="cuda"), row(seq_len=64)]
+    verdicts = judge_results(rows, BUDGET, seq_len=128)
+    assert [(v.batch, v.threads, v.seq_len) for v in verdicts] == [(1, 2, 128)]
+
+
+def test_ship_picks_the_most_accurate_model_that_meets_the_budget():
+    verdicts = [judge(r, BUDGET, 8) for r in (
+        row(model="teacher", accuracy=0.95, qps=20.0),  # most accurate, too slow
+        row(model="tiny", accuracy=0.93, qps=400.0),
+        row(model="tiny-int8", accuracy=0.93, qps=900.0),  # same accuracy, faster
+        row(model="bow", accuracy=0.88, qps=5000.0),
+        row(model="unknown-accuracy", accuracy=math.nan, qps=9000.0),
+    )]
+    decision = ship(verdicts)
+    assert decision.pick.model == "tiny-int8" and decision.closest_miss is None
+    assert decision.line().startswith("ship tiny-int8/torch-fp32: accuracy 93.00%")
+
+
+def test_without_a_meeting_model_ship_names_the_closest_miss():
+    verdicts = [judge(r, BUDGET, 8) for r in (row(model="a", qps=50.0), row(model="b", qps=90.0),
+                                              row(model="c", qps=500.0, p99_ms=40.0))]
+    decision = ship(verdicts)
+    assert decision.pick is None and decision.closest_miss.model == "b"
+    assert "no model meets the budget; closest b/torch-fp32" in decision.line()
+    assert ship([]).pick is None and ship([]).closest_miss is None

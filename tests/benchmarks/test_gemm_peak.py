@@ -1,0 +1,26 @@
+"""The GEMM peak and the forward FLOPs that achieved-vs-peak divides."""
+
+from __future__ import annotations
+
+from benchmarks.gemm_peak import ForwardFlops, gemm_peak
+from compress.model_source import ModelSource
+
+
+def test_gemm_peak_is_the_best_size():
+    peak = gemm_peak(threads=1, sizes=(64, 128), repeats=2)
+    assert peak.threads == 1 and peak.size in (64, 128) and peak.gflops > 0
+
+
+def test_forward_flops_of_the_tiny_bert_by_hand(tiny_teacher):
+    source = ModelSource("teacher", tiny_teacher, "hf", pair=False)
+    flops = ForwardFlops(source.load_torch())
+    inputs = source.encode(["很好的酒店房间", "差"], None, max_length=32)
+    B, L = inputs["input_ids"].shape  # (2, 9): [CLS] + 7 characters + [SEP]
+    H, I, layers, labels = 32, 64, 2, 2
+    per_layer = (2 * B * L * H * H * 4  # Q, K, V and output projections
+                 + 2 * B * L * H * I * 2  # feed-forward up and down
+                 + 2 * B * L * L * H * 2)  # attention: Q·Kᵀ and P·V over all heads (CPU SDPA kernel counted too)
+    expected = layers * per_layer + 2 * B * H * H + 2 * B * H * labels  # + pooler + classifier
+    assert (B, L) == (2, 9)
+    assert flops(inputs) == expected
+    assert len(flops.cache) == 1 and flops(inputs) == expected  # cached by shape

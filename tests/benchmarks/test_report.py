@@ -1,0 +1,54 @@
+"""Stage `report` on a tiny bench run: the numbers come from results.parquet, plots are real PNGs."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from benchmarks import gemm_peak, report, stage
+from tests.benchmarks.test_stage import BENCH, _config, _run_dir
+from tinykd.errors import ArtifactError
+
+
+def test_report_tables_match_the_bench_results_and_embed_the_plots(tmp_path, sentiment_files, tiny_teacher,
+                                                                   monkeypatch):
+    monkeypatch.setattr(gemm_peak, "GEMM_SIZES", (128,))
+    config = _config(tmp_path, sentiment_files, compress={"backends": ["torch-fp32"]}, bench={**BENCH, "floor": True},
+                     budget={"qps": 1, "p99_ms": 10000, "batch": 4, "threads": 1})
+    paths = _run_dir(tmp_path, tiny_teacher)
+    stage.run(config, paths, footprint=False)
+    result = report.run(config, paths)
+
+    rows = pd.read_parquet(paths.bench_dir / "results.parquet")
+    markdown = (paths.report_dir / "report.md").read_text()
+    at = rows[rows["batch"] == 4].set_index("model")  # the budget's batch is the reference cell
+    for model in ("teacher", "tiny-s", "tfidf-lr"):
+        line = next(l for l in markdown.splitlines() if l.startswith(f"| {model} "))
+        assert f"{at.loc[model, 'qps']:,.0f}" in line and f"{100 * at.loc[model, 'accuracy']:.2f} %" in line
+        assert "meets" in line
+    teacher_line = next(l for l in markdown.splitlines() if l.startswith("| teacher "))
+    assert "1.0×" in teacher_line  # the teacher's torch fp32 is the speed-up's base
+    student_line = next(l for l in markdown.splitlines() if l.startswith("| tiny-s "))
+    speedup = at.loc["tiny-s", "qps"] / at.loc["teacher", "qps"]
+    assert f"{speedup:,.1f}×" in student_line
+    assert "**Verdict:** ship" in markdown and "Pareto front" in markdown and "- CPU: " in markdown
+
+    for name in report.PLOTS:
+        image = mpimg.imread(paths.report_dir / name)
+        assert image.shape[0] > 300 and image.shape[1] > 500  # a real, readable figure
+    page = (paths.report_dir / "report.html").read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(embedded) == 3 and all(base64.b64decode(b).startswith(b"\x89PNG") for b in embedded)
+    assert "<table" in page and "tfidf-lr" in page
+    assert result.summary().startswith(f"report: {paths.report_dir / 'report.md'}")
+
+
+def test_report_without_bench_results_says_which_stage_to_run(tmp_path, sentiment_files, tiny_teacher):
+    config = _config(tmp_path, sentiment_files, compress={"backends": ["torch-fp32"]})
+    paths = _run_dir(tmp_path, tiny_teacher)
+    with pytest.raises(ArtifactError, match=r"bench/results.parquet: missing; run the 'bench' stage"):
+        report.run(config, paths)
