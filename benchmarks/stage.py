@@ -37,7 +37,16 @@ from benchmarks.tfidf_floor import TfidfFloor
 from benchmarks.harness import Cell, CellTiming, RequestRows, example_inputs, pinned_threads, time_window, warm_up
 from compress.backend import BACKENDS, BackendInfo, backend, load_runner
 from compress.model_source import ModelSource
-from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, require, write_json, write_parquet
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    fingerprint,
+    read_json,
+    recorded_fingerprint,
+    require,
+    write_json,
+    write_parquet,
+)
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError
@@ -353,10 +362,11 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
 
 
 def write_results(paths: RunPaths, frame: pd.DataFrame, env: dict, peaks: dict[int, GemmPeak],
-                  skipped: list[Skipped], verdicts: list[Verdict], decision: ShipDecision | None) -> None:
+                  skipped: list[Skipped], verdicts: list[Verdict], decision: ShipDecision | None, stamp: str) -> None:
     write_parquet(paths.bench_dir / "results.parquet", frame)
     records = json.loads(frame.to_json(orient="records"))  # NaN -> null, numpy scalars -> JSON numbers
     write_json(paths.bench_dir / "results.json", {
+        "fingerprint": stamp,
         "config_hash": frame["config_hash"].iat[0], "timestamp": frame["timestamp"].iat[0], "environment": env,
         "gemm": [asdict(p) for p in peaks.values()], "skipped": [asdict(s) for s in skipped], "rows": records,
         "verdicts": [_json_safe(v.record()) for v in verdicts],
@@ -377,9 +387,32 @@ def _json_safe(record: dict) -> dict:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
 
 
-def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult:
-    """Time every cell and write the results; `footprint=False` skips the per-pair memory processes (NaN RSS)."""
+@dataclass
+class UpToDate:
+    ship_line: str | None
+
+    def summary(self) -> str:
+        return "bench: up to date" + (f"; {self.ship_line}" if self.ship_line else "")
+
+
+def _stamp(config: Config, paths: RunPaths, pairs: list[Pair], env: dict) -> str:
+    """What the figures depend on: the sweep, the budget, each built artifact, this machine and its libraries."""
+    built = {f"{p.model}/{p.backend}": recorded_fingerprint(paths.compressed(p.model, p.backend) / "metrics.json")
+             for p in pairs}
+    machine = {k: env.get(k) for k in ("cpu", "cores", "gpu", "python", "versions")}
+    return fingerprint(config.task, config.bench, config.budget, config.compress, built, machine)
+
+
+def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult | UpToDate:
+    """Time every cell and write the results; `footprint=False` skips the per-pair memory processes (NaN RSS).
+
+    Skipped when results.json records the same sweep, budget, built artifacts, machine and library versions
+    (delete `bench/` or change the config to measure again)."""
     pairs, skipped = plan(config, paths)
+    stamp = _stamp(config, paths, pairs, environment())
+    results = paths.bench_dir / "results.json"
+    if recorded_fingerprint(results) == stamp and (paths.bench_dir / "results.parquet").is_file():
+        return UpToDate((read_json(results).get("ship") or {}).get("line"))
     seq_len = budget_seq_len(config, pairs)
     rows = request_rows(config, paths)
     sources = {m: ModelSource.of(m, paths, config.task.kind == "pair") for m in dict.fromkeys(p.model for p in pairs)}
@@ -398,5 +431,5 @@ def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult:
         frame = pd.concat([frame, floor_rows(config, paths, rows, env, started)], ignore_index=True)
     verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []
     decision = ship(verdicts) if config.budget else None
-    write_results(paths, frame, env, peaks, skipped, verdicts, decision)
+    write_results(paths, frame, env, peaks, skipped, verdicts, decision, stamp)
     return BenchResult(frame, skipped, list(peaks.values()), verdicts, decision)

@@ -159,3 +159,17 @@ def test_bench_adds_the_tfidf_floor_timed_like_the_models(tmp_path, sentiment_fi
     no_floor = _config(tmp_path, sentiment_files, compress={"models": ["teacher"], "backends": ["torch-fp32"]},
                        bench={**BENCH, "floor": False})
     assert "tfidf-lr" not in set(stage.run(no_floor, paths, footprint=False).rows["model"])
+
+
+def test_an_unchanged_bench_is_up_to_date_and_a_changed_sweep_measures_again(tmp_path, sentiment_files, tiny_teacher,
+                                                                           monkeypatch):
+    monkeypatch.setattr(gemm_peak, "GEMM_SIZES", (128,))
+    config = _config(tmp_path, sentiment_files, compress={"models": ["teacher"], "backends": ["torch-fp32"]})
+    paths = _run_dir(tmp_path, tiny_teacher, student=False)
+    first = stage.run(config, paths, footprint=False)
+    again = stage.run(config, paths, footprint=False)
+    assert again.summary() == "bench: up to date"
+    assert isinstance(first, stage.BenchResult)
+    longer = _config(tmp_path, sentiment_files, compress={"models": ["teacher"], "backends": ["torch-fp32"]},
+                     bench={**BENCH, "batch_sizes": [2]})
+    assert list(stage.run(longer, paths, footprint=False).rows["batch"]) == [2]
