@@ -36,6 +36,11 @@ STAGES = (
     Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
     Stage("distill", "student.distill_stage", "train the students: BOW, TextCNN, BiLSTM on gold + teacher-labelled rows; tiny transformers by their schedule",
           configured=lambda config: bool(config.students)),
+    Stage("compress", "compress.stage", "export and quantize each model (torch int8, ONNX Runtime fp32 / fused / int8 "
+          "dynamic + static; IPEX, GPU backends where available) and judge each on the test split"),
+    Stage("bench", "benchmarks.stage", "time every model × backend × batch × length × threads, raw text in, labels out; "
+          "fp32 GEMM peak, peak RSS, budget verdicts"),
+    Stage("report", "benchmarks.report", "report/report.md + report.html: teacher vs students, plots, the verdict"),
 )
 # Experiments run on demand, not as part of `all` / `make distill`.
 EXPERIMENTS = (

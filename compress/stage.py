@@ -1,0 +1,200 @@
+"""Stage `compress`: every model in `compress.models` through every backend in `compress.backends`.
+
+Each build is written to `compressed/<model>/<backend>/` atomically and judged on the test split with the
+same tokenization the benchmark uses: accuracy, its change vs the model's torch fp32 in points, agreement
+of predictions with fp32 and the largest logit difference. A backend that cannot run here (a missing
+package, no CUDA, no IPEX environment) or does not apply to the model's family (transformer fusions on a
+BOW student) is skipped with its reason. A build is reused while the model, the backend and the
+`compress` section are unchanged. Writes `compressed/summary.csv` and `summary.md`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from compress.backend import BACKENDS, BuildContext, backend, load_runner
+from compress.model_source import ModelSource
+from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
+from tinykd.config import Config
+
+METRICS = "metrics.json"
+
+
+@dataclass
+class CompressResult:
+    table: pd.DataFrame
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (model, backend, reason)
+    reused: int = 0
+
+    def summary(self) -> str:
+        built = self.table[self.table["backend"] != "torch-fp32"]
+        parts = []
+        if len(built):
+            worst = built.loc[built["accuracy_change_pts"].idxmin()]
+            parts.append(f"{len(self.table)} model × backend builds ({self.reused} up to date); largest accuracy "
+                         f"change {worst['accuracy_change_pts']:+.2f} pts ({worst['model']}/{worst['backend']})")
+        else:
+            parts.append(f"{len(self.table)} builds ({self.reused} up to date)")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        return "compress: " + "; ".join(parts)
+
+
+def model_stamp(name: str, paths: RunPaths) -> str | None:
+    metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / METRICS
+    return recorded_fingerprint(require(metrics, "teacher" if name == "teacher" else "distill"))
+
+
+def backend_reason(name: str, family: str) -> str | None:
+    """Why this backend is skipped for a model of this family, or None."""
+    info = backend(name)
+    if family not in info.families:
+        return f"does not apply to {family!r} models"
+    try:
+        module = info.load_module()
+    except ModuleNotFoundError as error:
+        return f"needs the package {error.name!r}, which is not installed"
+    return module.unavailable()
+
+
+def _order(backends: list[str]) -> list[str]:
+    """Dependencies first (onnx-fp32 before what starts from it), torch-fp32 always (it is the reference)."""
+    ordered: list[str] = []
+
+    def add(name: str) -> None:
+        for need in BACKENDS[name].needs:
+            add(need)
+        if name not in ordered:
+            ordered.append(name)
+
+    for name in ["torch-fp32", *backends]:
+        add(name)
+    return ordered
+
+
+def calibration_batches(config: Config, paths: RunPaths, source: ModelSource, batch: int = 32) -> list[dict]:
+    rows = pd.read_parquet(require(paths.split("train"), "data"))
+    rows = rows.sample(n=min(config.compress.calibration_rows, len(rows)), random_state=0)
+    pair = "text_b" in rows
+    return [source.encode(rows["text_a"].iloc[i:i + batch].tolist(),
+                          rows["text_b"].iloc[i:i + batch].tolist() if pair else None, config.task.max_length)
+            for i in range(0, len(rows), batch)]
+
+
+def evaluate(runner, source: ModelSource, test: pd.DataFrame, max_length: int, batch: int) -> np.ndarray:
+    """Logits (N, K) of the test rows, in order, batched by length to cut padding."""
+    order = np.argsort(test["text_a"].str.len().to_numpy(), kind="stable")
+    logits = None
+    for start in range(0, len(order), batch):
+        index = order[start:start + batch]
+        part = runner(source.encode(test["text_a"].iloc[index].tolist(),
+                                    test["text_b"].iloc[index].tolist() if source.pair else None, max_length))
+        if logits is None:
+            logits = np.zeros((len(test), part.shape[1]), dtype=np.float32)
+        logits[index] = part
+    return logits
+
+
+def run(config: Config, paths: RunPaths) -> CompressResult:
+    threads = config.compress.threads or os.cpu_count() or 1
+    test = pd.read_parquet(require(paths.split("test"), "data"))
+    labels = test["label"].to_numpy()
+    pair = config.task.kind == "pair"
+    jobs = [(model, name) for model in config.compressed_models for name in _order(config.compress.backends)]
+    records, skipped, reused = [], [], 0
+    for model in config.compressed_models:  # fail on a missing model before any work
+        model_stamp(model, paths)
+    bar = tqdm(jobs, desc="compress", unit="build")
+    reference: dict[str, np.ndarray] = {}  # model -> its torch-fp32 test logits
+    for model, name in bar:
+        bar.set_postfix_str(f"{model}/{name}", refresh=False)
+        source = ModelSource.of(model, paths, pair)
+        reason = backend_reason(name, source.family)
+        if reason:
+            skipped.append((model, name, reason))
+            continue
+        directory = paths.compressed(model, name)
+        stamp = fingerprint(model_stamp(model, paths), name, config.compress.model_dump(mode="json", exclude={"threads"}),
+                            config.task.max_length)
+        if recorded_fingerprint(directory / METRICS) == stamp:
+            metrics = read_json(directory / METRICS)
+            reused += 1
+            if name == "torch-fp32":
+                reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
+        else:
+            metrics = _build_and_judge(config, paths, source, name, directory, stamp, test, labels, threads,
+                                       reference.get(model))
+            if name == "torch-fp32":
+                reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
+        records.append({"model": model, "backend": name, "accuracy": metrics["test"]["accuracy"],
+                        "accuracy_change_pts": metrics["test"]["accuracy_change_pts"],
+                        "agreement_with_fp32": metrics["test"]["agreement_with_fp32"],
+                        "max_abs_logit_diff": metrics["test"]["max_abs_logit_diff_vs_fp32"],
+                        "size_mb": metrics["size_mb"], "build_seconds": metrics["build_seconds"]})
+    table = pd.DataFrame(records)
+    _write_tables(paths, table, skipped)
+    return CompressResult(table, skipped, reused)
+
+
+def _build_and_judge(config: Config, paths: RunPaths, source: ModelSource, name: str, directory: Path, stamp: str,
+                     test: pd.DataFrame, labels: np.ndarray, threads: int, fp32_logits: np.ndarray | None) -> dict:
+    module = backend(name).load_module()
+    needs_calibration = name == "onnx-int8-static"
+    context = BuildContext(
+        calibration=calibration_batches(config, paths, source) if needs_calibration else [],
+        opset=config.compress.opset,
+        built=lambda other: paths.compressed(source.name, other),
+    )
+    started = time.perf_counter()
+    with atomic_path(directory) as tmp:
+        tmp.mkdir(parents=True)
+        facts = module.build(source, tmp, context)
+        build_seconds = time.perf_counter() - started
+        runner = module.load(source, tmp, threads)
+        logits = evaluate(runner, source, test, config.task.max_length, config.compress.eval_batch_size)
+        del runner
+        predictions = logits.argmax(1)
+        accuracy = float((predictions == labels).mean())
+        if fp32_logits is None:
+            fp32_logits = logits  # this is torch-fp32 itself
+        fp32_accuracy = float((fp32_logits.argmax(1) == labels).mean())
+        weights = [f for f in tmp.rglob("*") if f.is_file()]
+        size = sum(f.stat().st_size for f in weights) if name != "torch-fp32" else \
+            sum(f.stat().st_size for f in source.directory.glob("*.safetensors"))
+        metrics = {
+            "fingerprint": stamp, "model": source.name, "backend": name, "family": source.family,
+            "build": facts, "build_seconds": round(build_seconds, 2), "size_mb": size / 2**20, "threads": threads,
+            "test": {
+                "accuracy": accuracy, "rows": len(labels),
+                "accuracy_change_pts": 100 * (accuracy - fp32_accuracy),
+                "agreement_with_fp32": float((predictions == fp32_logits.argmax(1)).mean()),
+                "max_abs_logit_diff_vs_fp32": float(np.abs(logits - fp32_logits).max()),
+                "logits": logits.round(5).tolist() if name == "torch-fp32" else None,
+            },
+        }
+        write_json(tmp / METRICS, metrics)
+    return metrics
+
+
+def _write_tables(paths: RunPaths, table: pd.DataFrame, skipped: list[tuple[str, str, str]]) -> None:
+    root = paths.root / "compressed"
+    root.mkdir(parents=True, exist_ok=True)
+    with atomic_path(root / "summary.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    shown = table.assign(accuracy=table["accuracy"].map(lambda v: f"{100 * v:.2f} %"),
+                         accuracy_change_pts=table["accuracy_change_pts"].map(lambda v: f"{v:+.2f}"),
+                         agreement_with_fp32=table["agreement_with_fp32"].map(lambda v: f"{100 * v:.2f} %"),
+                         size_mb=table["size_mb"].map(lambda v: f"{v:.2f}"))
+    lines = ["Every compressed model on the test split; change and agreement vs the same model in torch fp32.", "",
+             shown.to_markdown(index=False, floatfmt=".3g") if len(table) else "(nothing built)", ""]
+    if skipped:
+        lines += ["Skipped:", ""] + [f"- {m}/{b}: {r}" for m, b, r in skipped] + [""]
+    with atomic_path(root / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")

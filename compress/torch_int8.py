@@ -1,0 +1,43 @@
+"""torch dynamic int8: `nn.Linear` (and the BiLSTM's `nn.LSTM`) weights in int8, activations quantized per call.
+
+The quantized state dict is saved (its size on disk is the real int8 size); loading quantizes a fresh
+copy of the fp32 architecture the same way and loads those weights into it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from compress.backend import BuildContext
+from compress.model_source import ModelSource
+from compress.torch_fp32 import TorchRunner
+
+FILE = "model_int8.pt"
+
+
+def unavailable() -> str | None:
+    return None if "qnnpack" in torch.backends.quantized.supported_engines or \
+        "fbgemm" in torch.backends.quantized.supported_engines else "this torch build has no quantized CPU engine"
+
+
+def quantize(model: nn.Module) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+        return torch.ao.quantization.quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+
+
+def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
+    quantized = quantize(source.load_torch())
+    torch.save(quantized.state_dict(), out / FILE)
+    layers = sum(1 for m in quantized.modules() if type(m).__module__.startswith("torch.ao.nn.quantized"))
+    return {"file": FILE, "quantized_modules": layers}
+
+
+def load(source: ModelSource, out: Path, threads: int) -> TorchRunner:
+    model = quantize(source.load_torch())
+    model.load_state_dict(torch.load(out / FILE, weights_only=False))
+    return TorchRunner(model.eval(), threads)
