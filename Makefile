@@ -14,17 +14,18 @@ SET    ?=
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup textattack-env distill data teacher augment label students compare ablate ablate-schedule test test-full clean
+.PHONY: help setup textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
 	@echo "make test        unit + small end-to-end tests (what CI runs)"
 	@echo "make test-full   also the full-size runs (hours on CPU)"
 	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
+	@echo "make ipex-env    build the optional Intel Extension for PyTorch environment (~7 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
 	@echo "make ablate      one student per augmentation op alone vs all ops (table in runs/<task>/ablation/)"
 	@echo "make ablate-schedule   a tiny transformer: gold only, + soft, + TD1, + augmented rows, + general"
-	@echo "make data|teacher|augment|label|students   run up to one stage"
+	@echo "make data|teacher|augment|label|students|compress|bench|report   run up to one stage"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,18 @@ setup: $(VENV)/.installed
 
 textattack-env: .venv-textattack/.installed
 
+# Optional: the ipex backend runs in its own environment (IPEX 2.8 needs torch 2.8, tinykd has 2.13).
+# torch 2.8 and IPEX first: PyPI's torch 2.8 wheel brings its CUDA libraries (~7 GB in all). tinykd
+# itself is not installed there; the backend starts compress.ipex_worker with PYTHONPATH at the checkout.
+.venv-ipex/.installed: requirements-ipex.txt
+	$(PYTHON) -m venv .venv-ipex
+	.venv-ipex/bin/pip install --quiet torch==2.8.0 intel-extension-for-pytorch==2.8.0
+	.venv-ipex/bin/pip install --quiet -r requirements-ipex.txt
+	PYTHONPATH=$(CURDIR) .venv-ipex/bin/python -m compress.ipex_worker --check
+	touch $@
+
+ipex-env: .venv-ipex/.installed
+
 data: setup
 	$(TINYKD) data $(STAGE_ARGS)
 
@@ -59,8 +72,17 @@ label: teacher augment
 students: label
 	$(TINYKD) distill --if-configured $(STAGE_ARGS)
 
-distill: students
-	@$(TINYKD) check $(STAGE_ARGS) | sed 's/^config ok: /distill done: /'
+compress: students
+	$(TINYKD) compress $(STAGE_ARGS)
+
+bench: compress
+	$(TINYKD) bench $(STAGE_ARGS)
+
+report: bench
+	$(TINYKD) report $(STAGE_ARGS)
+
+distill: report
+	@$(TINYKD) check $(STAGE_ARGS) | sed 's/^config ok: /distill done: /; s/run directory \(.*\)$$/report in \1\/report\/report.html/'
 
 compare: label
 	$(TINYKD) compare $(STAGE_ARGS)
