@@ -19,7 +19,7 @@ from tinykd.errors import ArtifactError
 FP32_ATOL = 1e-4  # max |logit difference| an fp32 graph may show vs torch (observed: ~1e-6)
 
 
-class _LogitsOnly(torch.nn.Module):
+class LogitsOnly(torch.nn.Module):
     """Positional inputs in `names` order -> logits: the signature an exported graph has."""
 
     def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
@@ -37,7 +37,7 @@ def export_onnx(source: ModelSource, model: torch.nn.Module, path: Path, opset: 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         # The wrapper must be in eval mode itself: the exporter restores the wrapper's mode onto every submodule.
-        torch.onnx.export(_LogitsOnly(model, names).eval(), tuple(torch.from_numpy(example[n]) for n in names),
+        torch.onnx.export(LogitsOnly(model, names).eval(), tuple(torch.from_numpy(example[n]) for n in names),
                           str(path), input_names=names, output_names=["logits"], dynamic_axes=axes,
                           opset_version=opset, dynamo=False)
 

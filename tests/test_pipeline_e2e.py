@@ -19,7 +19,10 @@ pytestmark = pytest.mark.slow
 SMALL_DEFAULT = (
     "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
     "task.max_length=64", "teacher.epochs=3", "teacher.batch_size=16",
+    "compress.calibration_rows=64", "bench.batch_sizes=[1,8]", "bench.rows=64", "bench.warmup_s=0.1",
+    "bench.duration_s=0.3", "bench.repeats=1",
 )
+# A short sweep: the pairs, the report and the verdict are real; the timings are too short to quote.
 
 
 def _run_all(config: str, runs, *overrides: str) -> str:
@@ -33,7 +36,7 @@ def _run_all(config: str, runs, *overrides: str) -> str:
 
 def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     output = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
-    stages = ("data", "teacher", "augment", "label", "distill")
+    stages = ("data", "teacher", "augment", "label", "distill", "compress", "bench", "report")
     lines = [line for line in output.splitlines() if line.startswith(tuple(f"{s}:" for s in stages))]
     assert [line.split(":")[0] for line in lines] == list(stages), output
 
@@ -57,10 +60,23 @@ def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
         assert student["train_rows"] == {"gold": 400, "augmented": len(augmented), "gold_repeats": 1}
         assert student["test"]["accuracy"] > 0.6, (name, student["test"]["accuracy"])
 
+    # Every model went through every CPU backend and kept its accuracy; the bench timed them all.
+    compressed = pd.read_csv(run / "compressed" / "summary.csv")
+    assert len(compressed) == 3 * 6 - 2  # teacher, bow, cnn; no transformer fusions for BOW/CNN
+    assert (compressed["accuracy_change_pts"].abs() <= 2.0).all(), compressed
+    results = pd.read_parquet(run / "bench" / "results.parquet")
+    assert set(results["model"]) == {"teacher", "bow", "cnn", "tfidf-lr"} and (results["qps"] > 0).all()
+    assert (results["requests"] == results["calls"] * results["batch"]).all()
+    report = (run / "report" / "report.md").read_text()
+    assert "**Verdict:**" in report and "| teacher  | torch-fp32" in report
+    assert (run / "report" / "report.html").stat().st_size > 50_000  # three embedded PNGs
+    assert "report: " in output and "report.md" in output
+
     # Rerunning changes nothing.
     again = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
     assert "(up to date)" in again and "teacher: up to date" in again and "label: up to date" in again
     assert "augment: up to date" in again and "(2 up to date)" in again
+    assert "(16 up to date)" in again and "bench: up to date" in again
 
 
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the checkout")
@@ -69,6 +85,12 @@ def test_pair_task_runs_end_to_end(tmp_path):
         "configs/lcqmc.yaml", tmp_path,
         "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
         "teacher.epochs=1", "teacher.freeze_embeddings=true", "label.splits=[test]",
+        "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.rows=32",
+        "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1",
     )
     test = pd.read_parquet(tmp_path / "lcqmc" / "label" / "test.parquet")
     assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100
+    # A pair teacher exports with both texts in one graph and keeps its accuracy there.
+    compressed = pd.read_csv(tmp_path / "lcqmc" / "compressed" / "summary.csv")
+    assert list(compressed["backend"]) == ["torch-fp32", "onnx-fp32"] and compressed["accuracy_change_pts"].eq(0).all()
+    assert (tmp_path / "lcqmc" / "report" / "report.html").is_file()
