@@ -26,7 +26,7 @@ from tinykd.config import Config
 from tinykd.errors import ArtifactError
 
 PLOTS = {"accuracy_vs_qps.png": "Accuracy vs throughput at the reference cell; the dashed line is the Pareto front.",
-         "latency_by_batch.png": "Latency per call by batch size (reference threads and length).",
+         "latency_by_batch.png": "Latency per call by batch size, each model on its fastest backend at the reference cell.",
          "speedup_by_backend.png": "Speed-up over the teacher's torch fp32 at the reference cell."}
 
 
@@ -212,7 +212,8 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     out = paths.report_dir
     out.mkdir(parents=True, exist_ok=True)
     report_plots.accuracy_vs_qps(table, out / "accuracy_vs_qps.png", config.budget.qps if config.budget else None)
-    curves = rows[(rows["threads"] == cell.threads) & (rows["seq_len"] == cell.seq_len)]
+    fastest = table.loc[table.groupby("model", sort=False)["qps"].idxmax(), ["model", "backend"]]  # one line per model
+    curves = rows[(rows["threads"] == cell.threads) & (rows["seq_len"] == cell.seq_len)].merge(fastest)
     report_plots.latency_by_batch(curves, out / "latency_by_batch.png", config.budget.p99_ms if config.budget else None)
     report_plots.speedup_by_backend(table, out / "speedup_by_backend.png")
     peak = _peak_table(rows)

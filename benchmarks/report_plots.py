@@ -30,9 +30,10 @@ def accuracy_vs_qps(cell_rows: pd.DataFrame, path: Path, target_qps: float | Non
     rows = cell_rows.dropna(subset=["accuracy"])
     for model, group in rows.groupby("model", sort=False):
         axis.scatter(group["qps"], 100 * group["accuracy"], s=36, label=model, zorder=3)
-        for r in group.itertuples():
-            axis.annotate(r.backend, (r.qps, 100 * r.accuracy), fontsize=7, xytext=(4, 3), textcoords="offset points")
     front = pareto_front(rows).sort_values("qps")
+    for r in front.itertuples():  # only the front is labelled: the other points crowd each other
+        axis.annotate(f"{r.model}/{r.backend}", (r.qps, 100 * r.accuracy), fontsize=7, xytext=(4, 4),
+                      textcoords="offset points")
     axis.plot(front["qps"], 100 * front["accuracy"], color="black", lw=1, ls="--", label="Pareto front", zorder=2)
     if target_qps:
         axis.axvline(target_qps, color="tab:red", lw=1, label=f"budget {target_qps:g} qps")
