@@ -93,7 +93,7 @@ def test_bench_writes_results_with_environment_and_a_verdict(tmp_path, sentiment
     assert {"qps_margin_pct", "p99_margin_ms", "processes", "cores", "machines"} <= set(verdicts.columns)
     assert document["ship"]["pick"]["model"] == "teacher"  # both meet; the teacher is more accurate
     summary = result.summary()
-    assert summary.startswith("bench: 4 cells, 2 model × backend pairs (2 skipped); student forwards at ")
+    assert summary.startswith("bench: 4 cells, 2 model × backend pairs (2 skipped); fp32 student forwards at ")
     assert "of the fp32 GEMM peak (best batch); ship teacher/torch-fp32: accuracy 90.00%" in summary
 
 
