@@ -16,10 +16,17 @@ directory with the same code as `ModelSource.load_torch`.
   on the worker's stdin/stdout, see `compress.ipex_worker`). `close()` (or the runner being garbage
   collected, or interpreter exit) closes the worker's stdin, so it exits, and reaps it.
 
-IPC cost, part of every timed call: a round trip of a batch of 32 × 128 int64 `input_ids` +
-`attention_mask` (64 KiB) to a worker serving a trivial model (a BOW student, K=2) takes about
-0.10-0.15 ms on this project's 2-core machine, against ~60 ms for a 4-layer, hidden-384 BERT at the
-same batch: well under 1 % of a transformer call (measured; see the IPEX section of the issue notes).
+IPC cost, part of every timed call (measured on this project's 2-core machine, 2 threads, while other
+jobs loaded it): a batch of 32 x 128 int64 `input_ids` + `attention_mask` (64 KiB) sent to a worker serving
+a trivial BOW student took 0.37 ms best / 0.60-0.69 ms median per call, against 0.14 ms best / 0.34 ms
+median for the same model in-process: about 0.25-0.35 ms of pickling, pipe and wake-up per call, under
+0.05 % of a 4-layer, hidden-384 BERT call at that batch (~1.7 s here). Starting a worker (importing torch
+2.8 + IPEX, loading, optimizing, tracing) takes 6-7 s; closing one ~1.3 s.
+
+Paths measured at batch 32 (torch 2.8.0, IPEX 2.8.0): on a 4-layer hidden-384 BERT (seq 128, 2 threads)
+`jit` is the fastest (~1.2x torch 2.13 eager through the worker, ~1.1x `optimize`); on a 2-layer hidden-32
+BERT (seq 64, 1 thread) torch eager beats both (TorchScript's per-op cost dominates a model that small)
+and `jit` is the slowest (~0.75x eager), so `auto` favours the transformer students this backend is for.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ PYTHON_ENV = "TINYKD_IPEX_PYTHON"
 IPEX_PYTHON = ROOT / ".venv-ipex" / "bin" / "python"
 MAKE_HINT = "run `make ipex-env` to build the IPEX environment (~7 GB)"
 BACKEND_FILE = "backend.json"
-DEFAULT_PATH = "auto"  # see the module docstring; `jit` measured faster than `optimize` on BERT students
+DEFAULT_PATH = "auto"  # jit where it traces and matches eager (see the measurements above)
 STOP_TIMEOUT_S = 10.0
 
 
@@ -177,7 +184,8 @@ class IpexRunner:
         self._stderr.seek(0)
         tail = self._stderr.read().decode("utf-8", "replace").strip().splitlines()[-15:]
         self.close()
-        return ArtifactError(f"the ipex worker ({ipex_python()}) stopped ({error}; exit code {code}):\n" + "\n".join(tail))
+        return ArtifactError(f"the ipex worker ({ipex_python()}) stopped ({error}; exit code {code}):\n"
+                             + "\n".join(tail))
 
 
 def _shapes(inputs: dict[str, np.ndarray]) -> str:

@@ -21,6 +21,9 @@ Paths (both `ipex.optimize(model, dtype=torch.float32)` first):
   inference path for transformers (its graph fusions apply to the frozen TorchScript graph);
 - `auto`: `jit` when it traces and matches eager on the example within tolerance, else `optimize`.
 
+The environment has transformers 4.51.3, the version IPEX 2.8 validates (`import intel_extension_for_pytorch`
+fails under transformers 5); it reads the directories tinykd's transformers 5 writes.
+
 `python -m compress.ipex_worker --check` imports the whole load path and prints the versions as JSON:
 the backend's availability check and the last step of `make ipex-env`.
 """
@@ -111,7 +114,9 @@ def prepare(request: dict) -> tuple[Any, dict, Any]:
     # No BatchNorm folding: tinykd's models have no BatchNorm, and the folding passes replace the model by a
     # torch.fx symbolic trace of it, which bakes `labels is not None` in as True (a BOW student then calls
     # cross_entropy(logits, None)). LSTM replacement, weight prepacking and the other defaults stay on.
-    optimized = ipex.optimize(model, dtype=torch.float32, conv_bn_folding=False, linear_bn_folding=False)
+    # inplace: the fp32 module is not needed again (the reference logits are taken), so one copy of the weights.
+    optimized = ipex.optimize(model, dtype=torch.float32, inplace=True, conv_bn_folding=False,
+                              linear_bn_folding=False)
     wanted, fallback, runner, path = request.get("path", "auto"), None, None, "optimize"
     if wanted in ("auto", "jit"):
         try:

@@ -165,8 +165,8 @@ def _build_and_judge(config: Config, paths: RunPaths, source: ModelSource, name:
         if fp32_logits is None:
             fp32_logits = logits  # this is torch-fp32 itself
         fp32_accuracy = float((fp32_logits.argmax(1) == labels).mean())
-        weights = [f for f in tmp.rglob("*") if f.is_file()]
-        size = sum(f.stat().st_size for f in weights) if name != "torch-fp32" else \
+        # A backend that writes no weights (torch-fp32, ipex: they load the fp32 directory) has the fp32 size.
+        size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file() and f.suffix != ".json") or \
             sum(f.stat().st_size for f in source.directory.glob("*.safetensors"))
         metrics = {
             "fingerprint": stamp, "model": source.name, "backend": name, "family": source.family,

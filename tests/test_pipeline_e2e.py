@@ -29,7 +29,7 @@ def _run_all(config: str, runs, *overrides: str) -> str:
     command = [sys.executable, "-m", "tinykd", "all", "--config", config, "--runs-dir", str(runs)]
     for item in overrides:
         command += ["--set", item]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

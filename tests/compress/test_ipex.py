@@ -19,7 +19,8 @@ from student.small_student import SmallStudentConfig
 from student.vocabulary import StudentTokenizer, split_text
 from tests.tiny_models import save_tiny_teacher
 
-TEXTS = ["很好的一次体验，下次还会再来", "差", "房间干净，服务不错，价格实惠", "失望", "早餐难吃，位置也不好，不推荐"]
+TEXTS = ["很好的一次体验，下次还会再来", "差", "房间干净，服务不错，价格实惠", "失望",
+         "早餐难吃，位置也不好，不推荐"]
 TOLERANCE = 1e-4  # float32 logits: IPEX's oneDNN kernels sum in another order than torch's, nothing more
 
 
