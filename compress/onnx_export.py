@@ -37,11 +37,8 @@ class LogitsOnly(torch.nn.Module):
 
 
 def export_onnx(source: ModelSource, model: torch.nn.Module, path: Path, opset: int) -> None:
-    """Trace `model` into an ONNX graph at `path`. Transformers are traced with eager attention: its
-    MatMul/Softmax pattern is what onnxruntime's optimizer fuses into one Attention op (an SDPA trace is
-    left unfused), and the two implementations agree to ~1e-6."""
-    if source.family == "hf" and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
+    """Trace `model` into an ONNX graph at `path`, transformers with eager attention (see `eager_attention`);
+    `model` keeps its own attention implementation afterwards."""
     names = source.input_names
     example = source.example_inputs()
     axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}

@@ -1,11 +1,14 @@
 """ONNX Runtime dynamic int8: weights quantized ahead of time, activations per call (no calibration data).
 
-For transformers it quantizes the optimized graph when the onnx-optimized backend was built (fused
-attention keeps its MatMuls quantizable and is what ORT recommends), else the plain fp32 export.
+Transformers are quantized after the transformer fusions (ORT's advice: the fused Attention becomes one
+QAttention). Weights are per channel. Measured on ChnSentiCorp test rows, predictions agreeing with torch
+fp32: the E5 teacher 99.5 % fused vs 98.5 % unfused (200 rows, both per channel); the 4-layer student
+100 % per channel vs 99.0 % per tensor (300 rows). Sizes: ~1/4 of fp32 (embeddings included, as Gather).
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from compress.backend import BuildContext
@@ -19,29 +22,23 @@ def unavailable() -> str | None:
     return onnx_unavailable()
 
 
-def quantization_input(source: ModelSource, context: BuildContext) -> tuple[Path, str]:
-    """The fp32 graph to quantize and the backend it came from."""
-    if source.family == "hf":
-        try:
-            optimized = context.built("onnx-optimized") / FILE
-            if optimized.is_file():
-                return optimized, "onnx-optimized"
-        except Exception:  # not built in this run: quantize the plain export
-            pass
-    return context.built("onnx-fp32") / FILE, "onnx-fp32"
-
-
 def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph, origin = quantization_input(source, context)
-    from onnx import TensorProto
+    graph, facts = context.built("onnx-fp32") / FILE, {"quantized_from": "onnx-fp32"}
+    with tempfile.TemporaryDirectory() as work:
+        if source.family == "hf":
+            from compress.onnx_optimized import optimize
 
-    # Fused ops (com.microsoft domain) defeat ONNX shape inference; their outputs are fp32.
-    quantize_dynamic(str(graph), str(out / FILE), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+            graph = Path(work) / "fused.onnx"
+            fused = optimize(source, context.built("onnx-fp32") / FILE, graph)
+            facts = {"quantized_from": "onnx-fp32 + transformer fusions", **fused}
+        # Fused ops (com.microsoft domain) defeat ONNX type inference; their outputs are fp32.
+        quantize_dynamic(str(graph), str(out / FILE), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
     difference = max_logit_difference(source, source.load_torch(), OrtRunner(out / FILE, threads=1))
-    return {"file": FILE, "quantized_from": origin, "weights": "int8 per channel", "activations": "uint8 per call",
+    return {"file": FILE, **facts, "weights": "int8 per channel", "activations": "uint8 per call",
             "max_abs_logit_diff_vs_torch": difference}
 
 

@@ -7,6 +7,7 @@ copy of the fp32 architecture the same way and loads those weights into it.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from compress.model_source import ModelSource
 from compress.torch_fp32 import TorchRunner
 
 FILE = "model_int8.pt"
+QUANTIZED = ("Linear", "LSTM")  # module types quantize_dynamic swaps in
 
 
 def unavailable() -> str | None:
@@ -33,8 +35,10 @@ def quantize(model: nn.Module) -> nn.Module:
 def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     quantized = quantize(source.load_torch())
     torch.save(quantized.state_dict(), out / FILE)
-    layers = sum(1 for m in quantized.modules() if type(m).__module__.startswith("torch.ao.nn.quantized"))
-    return {"file": FILE, "quantized_modules": layers}
+    layers = Counter(type(m).__name__ for m in quantized.modules()
+                     if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")
+                     and type(m).__name__ in QUANTIZED)
+    return {"file": FILE, "quantized_modules": dict(layers)}  # e.g. {"Linear": 2, "LSTM": 1}
 
 
 def load(source: ModelSource, out: Path, threads: int) -> TorchRunner:
