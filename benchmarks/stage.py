@@ -35,7 +35,7 @@ from benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
 from benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from benchmarks.tfidf_floor import TfidfFloor
 from benchmarks.harness import Cell, CellTiming, RequestRows, example_inputs, pinned_threads, time_window, warm_up
-from compress.backend import BACKENDS, BackendInfo, backend, load_runner
+from compress.backend import BACKENDS, backend, cannot_run, load_runner
 from compress.model_source import ModelSource
 from tinykd.artifacts import (
     RunPaths,
@@ -99,17 +99,6 @@ class BenchResult:
 
 # ---- what runs ---------------------------------------------------------------------------------------------
 
-def _cannot_run(info: BackendInfo) -> str | None:
-    """Why a backend cannot run in this environment, or None."""
-    try:
-        module = info.load_module()
-    except ModuleNotFoundError as error:
-        if error.name == info.module:
-            return f"{info.module.replace('.', '/')}.py does not exist (backend not implemented)"
-        return f"needs the package {error.name!r}, which is not installed"
-    return module.unavailable()
-
-
 def plan(config: Config, paths: RunPaths) -> tuple[list[Pair], list[Skipped]]:
     """The (model, backend) pairs to time and the ones skipped with their reason; errors before any timing."""
     pair_task = config.task.kind == "pair"
@@ -120,7 +109,7 @@ def plan(config: Config, paths: RunPaths) -> tuple[list[Pair], list[Skipped]]:
     pairs, skipped, reasons = [], [], {}
     for name in backends:
         info = backend(name)  # unknown name: ArtifactError listing the known ones
-        reasons[name] = _cannot_run(info)
+        reasons[name] = cannot_run(info)
         if reasons[name] and explicit:
             raise ArtifactError(f"{key}: backend {name} cannot run here: {reasons[name]} "
                                 f"(remove it from {key}, or run bench where it can run)")

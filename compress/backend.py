@@ -71,13 +71,23 @@ def backend(name: str) -> BackendInfo:
     return BACKENDS[name]
 
 
+def cannot_run(info: BackendInfo) -> str | None:
+    """Why a backend cannot run in this environment (module or package missing, no CUDA, ...), or None."""
+    try:
+        module = info.load_module()
+    except ModuleNotFoundError as error:
+        if error.name == info.module:
+            return f"{info.module.replace('.', '/')}.py does not exist (backend not implemented)"
+        return f"needs the package {error.name!r}, which is not installed"
+    return module.unavailable()
+
+
 def load_runner(name: str, source: ModelSource, directory: Path, threads: int) -> Runner:
     """The runner of a built backend; a clear error when it was not built or cannot run here."""
     info = backend(name)
-    module = info.load_module()
-    reason = module.unavailable()
+    reason = cannot_run(info)
     if reason:
         raise ArtifactError(f"backend {name} cannot run here: {reason}")
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: missing; run the 'compress' stage first (python -m tinykd compress --config ...)")
-    return module.load(source, directory, threads)
+    return info.load_module().load(source, directory, threads)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from compress.backend import BACKENDS, BuildContext, backend, load_runner
+from compress.backend import BACKENDS, BuildContext, backend, cannot_run
 from compress.model_source import ModelSource
 from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
 from tinykd.config import Config
@@ -57,11 +57,7 @@ def backend_reason(name: str, family: str) -> str | None:
     info = backend(name)
     if family not in info.families:
         return f"does not apply to {family!r} models"
-    try:
-        module = info.load_module()
-    except ModuleNotFoundError as error:
-        return f"needs the package {error.name!r}, which is not installed"
-    return module.unavailable()
+    return cannot_run(info)
 
 
 def _order(backends: list[str]) -> list[str]:
@@ -111,11 +107,12 @@ def run(config: Config, paths: RunPaths) -> CompressResult:
     records, skipped, reused = [], [], 0
     for model in config.compressed_models:  # fail on a missing model before any work
         model_stamp(model, paths)
+    sources = {model: ModelSource.of(model, paths, pair) for model in config.compressed_models}
     bar = tqdm(jobs, desc="compress", unit="build")
     reference: dict[str, np.ndarray] = {}  # model -> its torch-fp32 test logits
     for model, name in bar:
         bar.set_postfix_str(f"{model}/{name}", refresh=False)
-        source = ModelSource.of(model, paths, pair)
+        source = sources[model]
         reason = backend_reason(name, source.family)
         if reason:
             skipped.append((model, name, reason))
@@ -126,13 +123,11 @@ def run(config: Config, paths: RunPaths) -> CompressResult:
         if recorded_fingerprint(directory / METRICS) == stamp:
             metrics = read_json(directory / METRICS)
             reused += 1
-            if name == "torch-fp32":
-                reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
         else:
             metrics = _build_and_judge(config, paths, source, name, directory, stamp, test, labels, threads,
                                        reference.get(model))
-            if name == "torch-fp32":
-                reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
+        if name == "torch-fp32":
+            reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
         records.append({"model": model, "backend": name, "accuracy": metrics["test"]["accuracy"],
                         "accuracy_change_pts": metrics["test"]["accuracy_change_pts"],
                         "agreement_with_fp32": metrics["test"]["agreement_with_fp32"],
