@@ -1,8 +1,9 @@
-"""What this machine could do: its fp32 GEMM throughput, and the FLOPs a model's forward actually needs.
+"""What this machine could do: its GEMM throughput, and the FLOPs a model's forward actually needs.
 
 Achieved GFLOP/s = forward FLOPs / model-only seconds; divided by the GEMM peak measured in the same
-run with the same threads, it says how much of the machine a model's forward uses (small models at
-batch 1 are bound by overheads, not arithmetic).
+run on the same device, it says how much of the machine a model's forward uses (small models at batch 1
+are bound by overheads, not arithmetic). The CPU peak is fp32 with the cell's threads; the CUDA peak is
+fp16 (what the GPU backends compute in), so a GPU row is never judged against the CPU.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from benchmarks.harness import ShapeKey, pinned_threads, shape_key
 from compress.model_source import to_torch
 
 GEMM_SIZES = (1024, 2048)
+CUDA_GEMM_SIZES = (4096, 8192)
 GEMM_REPEATS = 5
 
 
@@ -32,25 +34,38 @@ CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cp
 @dataclass(frozen=True)
 class GemmPeak:
     threads: int
-    gflops: float  # best of every size and repeat: 2·n³ / seconds of torch.matmul on (n, n) fp32
+    gflops: float  # best of every size and repeat: 2·n³ / seconds of torch.matmul on (n, n)
     size: int  # the n that reached it
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def label(self) -> str:
+        return f"{self.device} {self.dtype}" + (f", {self.threads} thread(s)" if self.device == "cpu" else "")
 
 
-def gemm_peak(threads: int, sizes: tuple[int, ...] | None = None, repeats: int | None = None) -> GemmPeak:
-    """Best fp32 square-matmul throughput with `threads` torch threads (one untimed call per size first)."""
-    sizes, repeats = sizes or GEMM_SIZES, repeats or GEMM_REPEATS
-    best = GemmPeak(threads, 0.0, 0)
+def gemm_peak(threads: int, sizes: tuple[int, ...] | None = None, repeats: int | None = None,
+              device: str = "cpu") -> GemmPeak:
+    """Best square-matmul throughput: fp32 with `threads` torch threads on the CPU, fp16 on CUDA
+    (one untimed call per size first; CUDA timings synchronize before and after each product)."""
+    cuda = device == "cuda"
+    sizes, repeats = sizes or (CUDA_GEMM_SIZES if cuda else GEMM_SIZES), repeats or GEMM_REPEATS
+    dtype = torch.float16 if cuda else torch.float32
+    best = GemmPeak(threads, 0.0, 0, device, str(dtype).removeprefix("torch."))
     generator = torch.Generator().manual_seed(0)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     with pinned_threads(threads):
         for n in sizes:
-            a, b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)  # (n, n) fp32
+            a, b = (torch.randn(n, n, generator=generator).to(device, dtype) for _ in range(2))  # (n, n)
             out = torch.matmul(a, b)
             for _ in range(repeats):
+                sync()
                 started = time.perf_counter()
                 torch.matmul(a, b, out=out)
+                sync()
                 gflops = 2 * n**3 / (time.perf_counter() - started) / 1e9
                 if gflops > best.gflops:
-                    best = GemmPeak(threads, gflops, n)
+                    best = GemmPeak(threads, gflops, n, best.device, best.dtype)
+            del a, b, out
     return best
 
 

@@ -3,7 +3,7 @@
 Teacher and students serve the same test rows, raw text in and labels out, interleaved repeat by repeat
 (each round visits every cell once, in a rotated order), so machine drift hits every model alike and
 their ratios hold on a noisy machine. Every row records the hardware, threads, library versions and the
-config hash; the machine's fp32 GEMM peak is measured in the same run, so each row also says what
+config hash; each device's GEMM peak (CPU fp32, CUDA fp16) is measured in the same run, so each row also says what
 fraction of it the model-only forward reaches (FLOPs of the fp32 graph: for int8 or ONNX backends an
 effective rate). Peak RSS comes from one short child process per model × backend (see `footprint`).
 Writes `bench/results.parquet` and `bench/results.json`, and with a `budget` section `bench/verdicts.csv`
@@ -323,14 +323,14 @@ def _environment_columns(env: dict) -> dict:
 
 
 def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figures: dict[Cell, ForwardFigures],
-                footprints: dict[Pair, Footprint], peaks: dict[int, GemmPeak], sources: dict[str, ModelSource],
+                footprints: dict[Pair, Footprint], peaks: dict[tuple[str, int], GemmPeak], sources: dict[str, ModelSource],
                 env: dict, started: str) -> pd.DataFrame:
     config_hash = fingerprint(config)
     records = []
     for timing in timings:
         cell, pair = timing.cell, Pair(timing.cell.model, timing.cell.backend)
         artifact = paths.compressed(cell.model, cell.backend)
-        forward, peak = figures[cell], peaks[cell.threads]
+        forward, peak = figures[cell], peaks[(BACKENDS[cell.backend].device, cell.threads)]
         records.append({
             **asdict(cell), "device": BACKENDS[cell.backend].device, "repeats": len(timing.windows),
             **timing.figures(),
@@ -353,14 +353,14 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
     return frame
 
 
-def write_results(paths: RunPaths, frame: pd.DataFrame, env: dict, peaks: dict[int, GemmPeak],
+def write_results(paths: RunPaths, frame: pd.DataFrame, env: dict, peaks: dict[tuple[str, int], GemmPeak],
                   skipped: list[Skipped], verdicts: list[Verdict], decision: ShipDecision | None, stamp: str) -> None:
     write_parquet(paths.bench_dir / "results.parquet", frame)
     records = json.loads(frame.to_json(orient="records"))  # NaN -> null, numpy scalars -> JSON numbers
     write_json(paths.bench_dir / "results.json", {
         "fingerprint": stamp,
         "config_hash": frame["config_hash"].iat[0], "timestamp": frame["timestamp"].iat[0], "environment": env,
-        "gemm": [asdict(p) for p in peaks.values()], "skipped": [asdict(s) for s in skipped], "rows": records,
+        "gemm": [asdict(p) for p in dict.fromkeys(peaks.values())], "skipped": [asdict(s) for s in skipped], "rows": records,
         "verdicts": [_json_safe(v.record()) for v in verdicts],
         "ship": None if decision is None else {"line": decision.line(),
                                                "pick": _json_safe(decision.pick.record()) if decision.pick else None,
@@ -411,7 +411,11 @@ def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult 
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     env = environment()
 
-    peaks = {threads: gemm_peak(threads) for threads in config.bench.threads}
+    peaks = {}  # (device, threads) -> the GEMM peak a cell's forward is judged against
+    for device in sorted({BACKENDS[p.backend].device for p in pairs}):
+        cuda_peak = gemm_peak(config.bench.threads[0], device="cuda") if device == "cuda" else None  # fp16, once
+        for threads in config.bench.threads:
+            peaks[(device, threads)] = cuda_peak or gemm_peak(threads)
     none = Footprint(math.nan, math.nan, math.nan)
     footprints = {p: measure_footprint(_footprint_spec(sources[p.model], p, paths, rows, config)) if footprint else none
                   for p in pairs}
@@ -424,4 +428,4 @@ def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult 
     verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []
     decision = ship(verdicts) if config.budget else None
     write_results(paths, frame, env, peaks, skipped, verdicts, decision, stamp)
-    return BenchResult(frame, skipped, list(peaks.values()), verdicts, decision)
+    return BenchResult(frame, skipped, list(dict.fromkeys(peaks.values())), verdicts, decision)

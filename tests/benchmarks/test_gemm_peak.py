@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
+
 from benchmarks.gemm_peak import ForwardFlops, gemm_peak
 from compress.model_source import ModelSource
 
@@ -24,3 +27,15 @@ def test_forward_flops_of_the_tiny_bert_by_hand(tiny_teacher):
     assert (B, L) == (2, 9)
     assert flops(inputs) == expected
     assert len(flops.cache) == 1 and flops(inputs) == expected  # cached by shape
+
+
+def test_cpu_peak_is_fp32_and_says_so():
+    peak = gemm_peak(threads=1, sizes=(64,), repeats=1)
+    assert (peak.device, peak.dtype) == ("cpu", "float32") and peak.label() == "cpu float32, 1 thread(s)"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_peak_is_fp16_on_the_gpu():
+    peak = gemm_peak(threads=1, sizes=(1024,), repeats=2, device="cuda")
+    assert (peak.device, peak.dtype) == ("cuda", "float16") and peak.gflops > 1000

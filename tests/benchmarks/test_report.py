@@ -52,3 +52,14 @@ def test_report_without_bench_results_says_which_stage_to_run(tmp_path, sentimen
     paths = _run_dir(tmp_path, tiny_teacher)
     with pytest.raises(ArtifactError, match=r"bench/results.parquet: missing; run the 'bench' stage"):
         report.run(config, paths)
+
+
+def test_a_run_without_the_teacher_in_fp32_is_read_against_the_teacher_on_the_same_backend():
+    rows = pd.DataFrame([  # a GPU-only sweep: no torch-fp32 row to measure speed-up from
+        {"model": m, "backend": b, "batch": 8, "threads": 8, "seq_len": 256, "qps": q, "accuracy": 0.9}
+        for m, b, q in (("teacher", "torch-fp16-cuda", 500.0), ("teacher", "torch-compile-cuda", 1000.0),
+                        ("tiny", "torch-fp16-cuda", 1000.0), ("tiny", "torch-compile-cuda", 1500.0))])
+    table = report.comparison_table(rows, report.ReferenceCell(8, 8, 256)).set_index(["model", "backend"])
+    assert table["speedup"].isna().all()
+    assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_same_backend"] == 2.0
+    assert table.loc[("tiny", "torch-compile-cuda"), "speedup_same_backend"] == 1.5

@@ -1,0 +1,215 @@
+"""Carry a run's transformer models to a GPU machine whose transfer limit is smaller than the teacher.
+
+The lent GPU machines take at most 64 MiB per call and cannot reach a model hub; the fp32 teacher is
+470 MB, most of it E5's 250k-row vocabulary. `pack` makes a bundle that fits:
+
+- the vocabulary is pruned to the tokens of the task's splits (lossless on those texts: see
+  `student.vocabulary_pruning`), for any model whose tokenizer holds more tokens than that;
+- every 2-D float tensor (linear weights, embeddings) is stored as int8 with one fp32 scale per row,
+  everything else as fp16: ~1 byte a parameter. This storage is lossy, so `pack` also writes the test
+  accuracy of the dequantized copy next to the original's (`carry.json`): the GPU figures are for that copy.
+
+`unpack` dequantizes to fp32 and lays the models and the data splits out as the normal stages expect
+(`<runs>/<task>/teacher/model`, `students/<name>/model` with their `metrics.json`, `data/`), so `compress`, `bench` and `report`
+run there unchanged. Only the `hf` family travels (BOW/CNN students need jieba, which the GPU image lacks,
+and are bound by the tokenizer, not the device).
+
+    python -m benchmarks.device_carry pack --config configs/chnsenticorp.yaml --out .carry teacher tiny4l384
+    python -m benchmarks.device_carry unpack .carry --runs-dir runs-gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
+
+from compress.model_source import ModelSource
+from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
+from tinykd.config_loading import load_config
+from tinykd.errors import ArtifactError, TinykdError
+from tinykd.task_rows import text_columns
+
+WEIGHTS = "weights.int8.safetensors"
+MANIFEST = "carry.json"
+SPLITS = ("train", "dev", "test")
+SCALE_SUFFIX = ".__scale"
+MIN_QUANTIZED = 4096  # smaller 2-D tensors (classifier heads) stay fp16
+
+
+# ---- int8 storage --------------------------------------------------------------------------------------------
+
+def quantize_rows(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """2-D float tensors -> int8 + one fp32 scale per row (symmetric); other floats -> fp16; ints unchanged."""
+    out = {}
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and tensor.dim() == 2 and tensor.numel() >= MIN_QUANTIZED:
+            scale = tensor.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0  # (rows, 1)
+            out[name] = torch.round(tensor / scale).clamp(-127, 127).to(torch.int8).contiguous()
+            out[name + SCALE_SUFFIX] = scale.float().contiguous()
+        elif tensor.is_floating_point():
+            out[name] = tensor.half().contiguous()
+        else:
+            out[name] = tensor.contiguous()
+    return out
+
+
+def dequantize_rows(stored: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `quantize_rows`, to fp32."""
+    out = {}
+    for name, tensor in stored.items():
+        if name.endswith(SCALE_SUFFIX):
+            continue
+        scale = stored.get(name + SCALE_SUFFIX)
+        if scale is not None:
+            out[name] = tensor.float() * scale
+        elif tensor.is_floating_point():
+            out[name] = tensor.float()
+        else:
+            out[name] = tensor
+    return out
+
+
+# ---- pack ------------------------------------------------------------------------------------------------------
+
+def _task_texts(config, paths: RunPaths) -> list[str]:
+    texts = []
+    for split in SPLITS:
+        frame = pd.read_parquet(require(paths.split(split), "data"))
+        for column in text_columns(config.task):
+            texts += frame[column].astype(str).tolist()
+    return texts
+
+
+def _pruned_copy(source: ModelSource, texts: list[str], out: Path) -> dict:
+    """save_pretrained of the model with its vocabulary cut to the texts' tokens (when that shrinks it)."""
+    from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
+
+    model, tokenizer = source.load_torch(), source.tokenizer
+    keep = used_token_ids(tokenizer, texts)
+    before = len(tokenizer)
+    if len(keep) < before:
+        tokenizer = prune_tokenizer(tokenizer, keep)
+        model = prune_embeddings(model, keep)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return {"vocabulary": len(tokenizer), "vocabulary_before": before,
+            "params": sum(p.numel() for p in model.parameters())}
+
+
+def _accuracy(directory: Path, name: str, config, test: pd.DataFrame) -> float:
+    """Test accuracy of the fp32 model in `directory` (batches of 64, the task's max_length)."""
+    source = ModelSource(name, directory, "hf", config.task.kind == "pair")
+    model = source.load_torch()
+    columns = text_columns(config.task)
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(test), 64):
+            rows = test.iloc[start:start + 64]
+            inputs = source.encode(rows[columns[0]].astype(str).tolist(),
+                                   rows[columns[1]].astype(str).tolist() if len(columns) > 1 else None,
+                                   config.task.max_length)
+            logits = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits  # (B, K)
+            correct += int((logits.argmax(-1).numpy() == rows["label"].to_numpy()).sum())
+    return correct / len(test)
+
+
+def pack(config_path: str, overrides: list[str], models: list[str], out: Path, runs_dir: str | None,
+         check_accuracy: bool = True) -> dict:
+    config = load_config(config_path, overrides)
+    paths = RunPaths.for_task(config.task.name, runs_dir)
+    texts = _task_texts(config, paths)
+    test = pd.read_parquet(paths.split("test"))
+    pair = config.task.kind == "pair"
+    manifest = {"task": config.task.name, "models": {}}
+    with atomic_path(out) as tmp:
+        (tmp / "data").mkdir(parents=True)
+        for split in SPLITS:
+            shutil.copy2(paths.split(split), tmp / "data" / f"{split}.parquet")
+        if paths.data_summary.is_file():
+            shutil.copy2(paths.data_summary, tmp / "data" / "summary.json")
+        for name in models:
+            source = ModelSource.of(name, paths, pair)
+            if source.family != "hf":
+                raise ArtifactError(f"{name}: only transformer ('hf') models travel; {source.family!r} needs jieba")
+            target = tmp / "models" / name
+            with tempfile.TemporaryDirectory() as scratch:
+                facts = _pruned_copy(source, texts, Path(scratch))
+                state = load_file(Path(scratch) / "model.safetensors")
+                target.mkdir(parents=True)
+                save_file(quantize_rows(state), target / WEIGHTS, metadata={"format": "pt"})
+                for f in Path(scratch).iterdir():
+                    if f.name != "model.safetensors":
+                        shutil.copy2(f, target / f.name)
+                if check_accuracy:
+                    facts["test_accuracy_fp32"] = _accuracy(source.directory, name, config, test)
+                    _dequantize_into(target, Path(scratch) / "dequantized")
+                    facts["test_accuracy_carried"] = _accuracy(Path(scratch) / "dequantized", name, config, test)
+            metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / "metrics.json"
+            (tmp / "metrics").mkdir(exist_ok=True)
+            shutil.copy2(require(metrics, "teacher" if name == "teacher" else "distill"), tmp / "metrics" / f"{name}.json")
+            facts["bundle_mb"] = sum(f.stat().st_size for f in target.iterdir()) / 2**20
+            manifest["models"][name] = facts
+            print(f"{name}: {facts}", flush=True)
+        write_json(tmp / MANIFEST, manifest)
+    return manifest
+
+
+# ---- unpack ----------------------------------------------------------------------------------------------------
+
+def _dequantize_into(bundle_model: Path, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(dequantize_rows(load_file(bundle_model / WEIGHTS)), directory / "model.safetensors",
+              metadata={"format": "pt"})
+    for f in bundle_model.iterdir():
+        if f.name != WEIGHTS:
+            shutil.copy2(f, directory / f.name)
+
+
+def unpack(bundle: Path, runs_dir: str | None) -> RunPaths:
+    manifest = read_json(require(bundle / MANIFEST, "pack (python -m benchmarks.device_carry pack)"))
+    paths = RunPaths.for_task(manifest["task"], runs_dir)
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    for f in (bundle / "data").iterdir():
+        shutil.copy2(f, paths.data_dir / f.name)
+    for name in manifest["models"]:
+        with atomic_path(paths.model_dir(name)) as tmp:
+            _dequantize_into(bundle / "models" / name, tmp)
+        metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / "metrics.json"
+        shutil.copy2(bundle / "metrics" / f"{name}.json", metrics)  # the compress stage's record of its source
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_carry", description=__doc__.split("\n\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    p = verbs.add_parser("pack", help="write a bundle of the named models and the data splits")
+    p.add_argument("models", nargs="+", help="'teacher' and/or transformer student names")
+    p.add_argument("--config", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--runs-dir")
+    p.add_argument("--no-accuracy", action="store_true", help="skip the test accuracy of the carried copies")
+    u = verbs.add_parser("unpack", help="lay a bundle out as a run directory")
+    u.add_argument("bundle", type=Path)
+    u.add_argument("--runs-dir")
+    args = parser.parse_args(argv)
+    try:
+        if args.verb == "pack":
+            pack(args.config, args.overrides, args.models, args.out, args.runs_dir, not args.no_accuracy)
+        else:
+            print(f"unpacked into {unpack(args.bundle, args.runs_dir).root}")
+    except TinykdError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
