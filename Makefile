@@ -11,10 +11,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CONFIG ?= configs/sentiment_zh.yaml
 SET    ?=
+WORKERS ?= 1
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule test test-full clean
+.PHONY: help setup textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule search test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
@@ -25,6 +26,7 @@ help:
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
 	@echo "make ablate      one student per augmentation op alone vs all ops (table in runs/<task>/ablation/)"
 	@echo "make ablate-schedule   a tiny transformer: gold only, + soft, + TD1, + augmented rows, + general"
+	@echo "make search [WORKERS=N]   Optuna search over search.space (runs/<task>/search/: pareto.csv, best.yaml)"
 	@echo "make data|teacher|augment|label|students|compress|bench|report   run up to one stage"
 
 $(VENV)/.installed: pyproject.toml
@@ -92,6 +94,13 @@ ablate: label
 
 ablate-schedule: label
 	$(TINYKD) ablate-schedule $(STAGE_ARGS)
+
+# WORKERS processes join one study (the storage in search.storage, default a SQLite file); the study stops at
+# search.n_trials in all, and each worker waits for the others' trials and then writes runs/<task>/search/.
+# Workers on other machines join with the same config and a PostgreSQL search.storage.
+search: label
+	@pids=""; for i in $$(seq 1 $(WORKERS)); do $(TINYKD) search $(STAGE_ARGS) & pids="$$pids $$!"; done; \
+	status=0; for pid in $$pids; do wait $$pid || status=$$?; done; exit $$status
 
 test: setup
 	$(PY) -m pytest

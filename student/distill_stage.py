@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,9 @@ def _augmented_rows(spec: SmallStudentSpec, augmented: pd.DataFrame) -> pd.DataF
 
 
 def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: TokenCache,
-                out_dir: Path | None = None) -> dict:
-    """Train one student into `out_dir` (default `students/<name>/`) unless it is up to date; its metrics."""
+                out_dir: Path | None = None, on_epoch: Callable[[float], None] | None = None) -> dict:
+    """Train one student into `out_dir` (default `students/<name>/`) unless it is up to date; its metrics.
+    `on_epoch(dev_accuracy)` runs after each epoch (the search's pruner hook)."""
     out_dir = out_dir or paths.root / "students" / spec.name
     stamp = fingerprint(config.task, spec, _inputs_stamp(spec, paths))
     if recorded_fingerprint(out_dir / "metrics.json") == stamp and (out_dir / "model").is_dir():
@@ -113,7 +115,7 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
     dev_encoded, test_encoded = encode(dev, dev["label"].to_numpy()), encode(test, test["label"].to_numpy())
 
     outcome = train_small_student(spec, tokenizer, train_encoded, dev_encoded, dev["label"].to_numpy(),
-                                  len(names), pair=len(columns) == 2)
+                                  len(names), pair=len(columns) == 2, on_epoch=on_epoch)
     figures = {}
     for split, frame, encoded in (("dev", dev, dev_encoded), ("test", test, test_encoded)):
         started = time.perf_counter()

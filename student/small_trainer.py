@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -101,7 +102,10 @@ class TrainOutcome:
 
 
 def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, train: Encoded, dev: Encoded,
-                        dev_labels: np.ndarray, num_labels: int, pair: bool) -> TrainOutcome:
+                        dev_labels: np.ndarray, num_labels: int, pair: bool,
+                        on_epoch: Callable[[float], None] | None = None) -> TrainOutcome:
+    """`on_epoch(dev_accuracy)` runs after each epoch's dev evaluation (the search's pruner hook; it may raise
+    to stop training)."""
     torch.manual_seed(spec.seed)
     model = build_small_student(SmallStudentConfig(
         kind=spec.kind, vocab_size=len(tokenizer), embedding_dim=spec.embedding_dim, hidden_size=spec.hidden_size,
@@ -138,6 +142,8 @@ def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, tra
                  "seconds": round(time.perf_counter() - started, 1)}
         log.append(entry)
         epochs.set_postfix(loss=f"{entry['loss']:.3f}", dev=f"{accuracy:.4f}")
+        if on_epoch is not None:
+            on_epoch(accuracy)
         if accuracy > best_accuracy:
             best_accuracy, best_epoch, waited = accuracy, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -16,11 +16,13 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, TrainingArguments
+from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, TrainerCallback,
+                          TrainingArguments)
 
 import teacher  # noqa: F401  (registers the mean-pool classifier with the Auto classes)
 from student.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
@@ -41,8 +43,9 @@ PAIRS = {"Q-Q": ("query", "query"), "K-K": ("key", "key"), "V-V": ("value", "val
 
 
 def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: RunPaths,
-                        out_dir: Path | None = None) -> dict:
-    """Train `spec` through its schedule into `out_dir` (default `students/<name>/`); its metrics."""
+                        out_dir: Path | None = None, on_epoch: Callable[[float], None] | None = None) -> dict:
+    """Train `spec` through its schedule into `out_dir` (default `students/<name>/`); its metrics.
+    `on_epoch(dev_accuracy)` runs after each dev evaluation of a task_prediction stage (the search's pruner hook)."""
     out_dir = out_dir or paths.root / "students" / spec.name
     inputs = _inputs_stamp(config, spec, paths)
     stamp = fingerprint(config.task, spec, inputs)
@@ -67,7 +70,7 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
         stage_dir = out_dir / "stages" / f"{i}-{stage.stage}"
         stage_stamp = fingerprint(stage_stamp, stage, i)  # changes when this or any earlier stage changes
         model, stage_log = _run_stage(config, spec, stage, stage_dir, stage_stamp, model, tokenizer, teacher_model,
-                                      token_map, tables)
+                                      token_map, tables, on_epoch)
         log += [entry | {"schedule_stage": f"{i}-{stage.stage}"} for entry in stage_log]
     train_seconds = time.perf_counter() - started
 
@@ -182,7 +185,7 @@ def _initial_student(spec: TransformerStudentSpec, teacher_model: PreTrainedMode
 
 
 def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, model, tokenizer, teacher_model,
-               token_map, tables: _Tables):
+               token_map, tables: _Tables, on_epoch: Callable[[float], None] | None = None):
     """Train one schedule stage (or reuse its finished result); the model it ends with and its log."""
     done = stage_dir / "model"
     if recorded_fingerprint(stage_dir / "stage.json") == stamp and done.is_dir():
@@ -218,7 +221,8 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
         data_collator=DistillationCollator(tokenizer, len(config.task.labels)),
         processing_class=tokenizer,
         compute_metrics=dev_accuracy if predicting else None,
-        callbacks=[KeepBestOnDev(best_dir, tokenizer)] if predicting else [],
+        callbacks=([KeepBestOnDev(best_dir, tokenizer)] + ([_DevAccuracyHook(on_epoch)] if on_epoch else [])
+                   if predicting else []),
         teacher=teacher_model,
         losses=LossSettings(weights=stage.loss_weights, temperature=stage.temperature, relation_heads=relation.heads,
                             relation_pairs=tuple(PAIRS[p] for p in relation.pairs),
@@ -246,6 +250,17 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
         shutil.rmtree(best_dir, ignore_errors=True)
     _barrier()
     return model, log
+
+
+class _DevAccuracyHook(TrainerCallback):
+    """Passes each dev evaluation's accuracy to `on_epoch` (which may raise to stop the run, e.g. a pruned trial)."""
+
+    def __init__(self, on_epoch: Callable[[float], None]) -> None:
+        self.on_epoch = on_epoch
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_accuracy" in metrics:
+            self.on_epoch(metrics["eval_accuracy"])
 
 
 def _barrier() -> None:

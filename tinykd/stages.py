@@ -50,5 +50,7 @@ EXPERIMENTS = (
           configured=lambda config: config.ablation is not None),
     Stage("ablate-schedule", "student.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "
           "relations, + augmented rows, + general distillation", configured=lambda config: config.schedule_ablation is not None),
+    Stage("search", "search.stage", "one worker of an Optuna study over search.space: distill -> compress -> quick "
+          "bench per trial; pareto.csv, best.yaml, plots", configured=lambda config: config.search is not None),
 )
 BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}
