@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import report_plots
+from benchmarks.report_search import SearchSection, search_section
 from benchmarks.pareto import pareto_front
 from benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require
@@ -149,7 +150,8 @@ def _environment_lines(document: dict, rows: pd.DataFrame) -> list[str]:
 
 
 def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
-                       document: dict, rows: pd.DataFrame, front: pd.DataFrame) -> str:
+                       document: dict, rows: pd.DataFrame, front: pd.DataFrame,
+                       search: SearchSection | None = None) -> str:
     budget = config.budget
     lines = [f"# tinykd report: {config.task.name}", ""]
     ship = (document.get("ship") or {}).get("line")
@@ -173,6 +175,8 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
               "its device measured in the same run: CPU fp32 with the row's threads, CUDA fp16 (for int8 and "
               "ONNX backends an effective rate).", "",
               peak.to_markdown(index=False), ""]
+    if search is not None:
+        lines += search.markdown()
     skipped = document.get("skipped") or []
     if skipped:
         lines += ["## Not measured", ""] + [f"- {s['model']}/{s['backend']}: {s['reason']}" for s in skipped] + [""]
@@ -182,7 +186,8 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
 
 
 def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
-                   document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path) -> str:
+                   document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path,
+                   search: SearchSection | None = None) -> str:
     esc = html.escape
     budget = config.budget
     ship = (document.get("ship") or {}).get("line")
@@ -210,6 +215,7 @@ def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, sho
             f"{shown.to_html(index=False, escape=True, border=0)}"
             f"<p>Pareto front: {esc(', '.join(f'{r.model}/{r.backend}' for r in front.itertuples()))}.</p>{images}"
             f"<h2>{PEAK_TITLE}</h2>{peak.to_html(index=False, escape=True, border=0)}"
+            + (search.html() if search is not None else "")
             + (f"<h2>Not measured</h2><ul>{skipped}</ul>" if skipped else "")
             + f"<h2>Environment</h2><ul>{environment}</ul></body></html>\n")
 
@@ -230,10 +236,12 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     report_plots.latency_by_batch(curves, out / "latency_by_batch.png", config.budget.p99_ms if config.budget else None)
     report_plots.speedup_by_backend(table, out / "speedup_by_backend.png")
     peak = _peak_table(rows)
+    search = search_section(paths)  # None unless `make search` has run
     title = f"tinykd report: {config.task.name}"
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front), encoding="utf-8")
+        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search), encoding="utf-8")
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out), encoding="utf-8")
+        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search),
+                       encoding="utf-8")
     decision = (document.get("ship") or {}).get("line") or "no budget section: no verdict"
     return ReportResult(out / "report.md", decision)

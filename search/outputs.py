@@ -175,7 +175,12 @@ def _plots(config: Config, study: optuna.Study, table: pd.DataFrame, front: pd.D
     for row in line.itertuples():
         axes.annotate(str(row.number), (getattr(row, speed), row.accuracy), fontsize=7, xytext=(3, 3),
                       textcoords="offset points")
-    if config.budget is not None and speed == "latency_ms":
+    base = done[done["baseline"].astype(bool)]
+    if len(base):
+        axes.scatter(base[speed], base["accuracy"], s=90, marker="*", color="black", zorder=3,
+                     label=f"hand-set (trial {int(base['number'].iat[0])})")
+    # The budget's p99 line only where it sits near the trials: far off, it would squash them into a corner.
+    if config.budget is not None and speed == "latency_ms" and config.budget.p99_ms <= 1.5 * done[speed].max():
         axes.axvline(config.budget.p99_ms, color="#2c3e50", linewidth=0.8, label="budget p99 (ms)")
     axes.set_xlabel("latency per call, p50 (ms)" if speed == "latency_ms" else "QPS")
     axes.set_ylabel(f"accuracy ({config.search.accuracy_split})")

@@ -63,3 +63,31 @@ def test_a_run_without_the_teacher_in_fp32_is_read_against_the_teacher_on_the_sa
     assert table["speedup"].isna().all()
     assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_same_backend"] == 2.0
     assert table.loc[("tiny", "torch-compile-cuda"), "speedup_same_backend"] == 1.5
+
+
+def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from benchmarks.report_search import search_section
+    from tinykd.artifacts import RunPaths
+
+    paths = RunPaths(tmp_path / "run")
+    assert search_section(paths) is None  # no `make search` yet: no section
+    directory = paths.root / "search"
+    directory.mkdir(parents=True)
+    pd.DataFrame([{"number": 7, "state": "COMPLETE", "accuracy": 0.91, "latency_ms": 2.5, "p99_ms": 6.0, "qps": 3000.0,
+                   "test_accuracy": 0.905, "backend_test_accuracy": 0.9, "students.bow.learning_rate": 0.002}]
+                 ).to_csv(directory / "pareto.csv", index=False)
+    (directory / "summary.md").write_text("# Search\n\nHand-set baseline (trial 0): accuracy 0.8900. More accurate "
+                                          "at equal or better speed: trial 7 (0.9100, 2.50 ms).\n")
+    figure = plt.figure()
+    figure.savefig(directory / "pareto_front.png")
+    plt.close(figure)
+
+    section = search_section(paths)
+    markdown = "\n".join(section.markdown())
+    assert "Hand-set baseline (trial 0)" in markdown and "students.bow.learning_rate" in markdown
+    assert re.search(r"\|\s+7\s+\|\s+0\.91\s+\|\s+2\.5\s+\|", markdown)  # trial 7's row: number, accuracy, latency
+    assert "](../search/pareto_front.png)" in markdown and "history.png" not in markdown  # only plots that exist
+    page = section.html()
+    assert page.count("data:image/png;base64,") == 1 and "state" not in page  # figures and keys, not bookkeeping
