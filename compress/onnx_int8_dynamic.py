@@ -17,6 +17,8 @@ from compress.onnx_export import OrtRunner, max_logit_difference
 from compress.onnx_fp32 import FILE
 from compress.onnx_fp32 import unavailable as onnx_unavailable
 
+RECIPE = 2  # build version, in the compress fingerprint: 2: quantizes the ORT-fused graph it builds itself (1: the unfused export)
+
 
 def unavailable() -> str | None:
     return onnx_unavailable()

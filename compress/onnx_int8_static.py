@@ -28,6 +28,8 @@ from compress.onnx_fp32 import FILE
 from compress.onnx_fp32 import unavailable as onnx_unavailable
 from tinykd.errors import ArtifactError
 
+RECIPE = 2  # build version, in the compress fingerprint: 2: weight MatMuls + word embedding, FFN output fp32 (1: every MatMul/Gemm/Conv)
+
 OPS = ("MatMul", "Gemm", "Conv", "Gather")
 
 

@@ -52,6 +52,15 @@ def model_stamp(name: str, paths: RunPaths) -> str | None:
     return recorded_fingerprint(require(metrics, "teacher" if name == "teacher" else "distill"))
 
 
+def build_stamp(config: Config, paths: RunPaths, model: str, name: str) -> str:
+    """What one build depends on: its model's weights, the backend and its recipe version (a module's `RECIPE`,
+    raised when the way it builds changes), the compress settings and the length it is judged at. Not
+    `compress.models` / `backends`: they choose which builds exist, so adding a student rebuilds nothing else."""
+    settings = config.compress.model_dump(mode="json", exclude={"threads", "models", "backends"})
+    recipe = getattr(BACKENDS[name].load_module(), "RECIPE", 1)
+    return fingerprint(model_stamp(model, paths), name, recipe, settings, config.task.max_length)
+
+
 def backend_reason(name: str, family: str) -> str | None:
     """Why this backend is skipped for a model of this family, or None."""
     info = backend(name)
@@ -118,8 +127,7 @@ def run(config: Config, paths: RunPaths) -> CompressResult:
             skipped.append((model, name, reason))
             continue
         directory = paths.compressed(model, name)
-        stamp = fingerprint(model_stamp(model, paths), name, config.compress.model_dump(mode="json", exclude={"threads"}),
-                            config.task.max_length)
+        stamp = build_stamp(config, paths, model, name)
         if recorded_fingerprint(directory / METRICS) == stamp:
             metrics = read_json(directory / METRICS)
             reused += 1

@@ -93,6 +93,22 @@ def test_compress_stage_builds_every_cpu_backend_within_the_int8_bound(sentiment
 
     again = stage.run(config, paths)
     assert again.reused == len(table) and "11 model × backend builds (11 up to date)" in again.summary()
+    # Which builds exist is a choice, not an input of a build: narrowing the lists rebuilds nothing.
+    fewer = config.model_copy(update={"compress": config.compress.model_copy(
+        update={"models": ["teacher"], "backends": ["onnx-int8-dynamic"]})})
+    assert stage.run(fewer, paths).reused == 3  # torch-fp32 (the reference), onnx-fp32 (needed), int8 dynamic
+
+
+def test_a_new_backend_recipe_rebuilds_only_that_backend(sentiment_files, tiny_teacher, tmp_path, monkeypatch):
+    from compress import onnx_int8_dynamic
+
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, [])
+    config = config.model_copy(update={"compress": config.compress.model_copy(
+        update={"models": ["teacher"], "backends": ["onnx-int8-dynamic"]})})
+    stage.run(config, paths)
+    monkeypatch.setattr(onnx_int8_dynamic, "RECIPE", onnx_int8_dynamic.RECIPE + 1)
+    again = stage.run(config, paths)
+    assert again.reused == 2  # torch-fp32 and onnx-fp32 kept; the int8 build was made again
 
 
 def test_a_missing_model_names_its_directory_and_the_stage_to_run(sentiment_files, tiny_teacher, tmp_path):
