@@ -31,6 +31,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from compress.model_source import ModelSource
+from compress.stage import evaluate
+from compress.torch_fp32 import TorchRunner
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
 from tinykd.config_loading import load_config
 from tinykd.errors import ArtifactError, TinykdError
@@ -104,20 +106,11 @@ def _pruned_copy(source: ModelSource, texts: list[str], out: Path) -> dict:
 
 
 def _accuracy(directory: Path, name: str, config, test: pd.DataFrame) -> float:
-    """Test accuracy of the fp32 model in `directory` (batches of 64, the task's max_length)."""
+    """Test accuracy of the fp32 model in `directory`, evaluated as the compress stage evaluates a build."""
     source = ModelSource(name, directory, "hf", config.task.kind == "pair")
-    model = source.load_torch()
-    columns = text_columns(config.task)
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(test), 64):
-            rows = test.iloc[start:start + 64]
-            inputs = source.encode(rows[columns[0]].astype(str).tolist(),
-                                   rows[columns[1]].astype(str).tolist() if len(columns) > 1 else None,
-                                   config.task.max_length)
-            logits = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).logits  # (B, K)
-            correct += int((logits.argmax(-1).numpy() == rows["label"].to_numpy()).sum())
-    return correct / len(test)
+    runner = TorchRunner(source.load_torch(), torch.get_num_threads())
+    logits = evaluate(runner, source, test, config.task.max_length, config.compress.eval_batch_size)  # (N, K)
+    return float((logits.argmax(1) == test["label"].to_numpy()).mean())
 
 
 def pack(config_path: str, overrides: list[str], models: list[str], out: Path, runs_dir: str | None,
@@ -151,9 +144,8 @@ def pack(config_path: str, overrides: list[str], models: list[str], out: Path, r
                     facts["test_accuracy_fp32"] = _accuracy(source.directory, name, config, test)
                     _dequantize_into(target, Path(scratch) / "dequantized")
                     facts["test_accuracy_carried"] = _accuracy(Path(scratch) / "dequantized", name, config, test)
-            metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / "metrics.json"
             (tmp / "metrics").mkdir(exist_ok=True)
-            shutil.copy2(require(metrics, "teacher" if name == "teacher" else "distill"), tmp / "metrics" / f"{name}.json")
+            shutil.copy2(require(paths.model_metrics(name), paths.model_stage(name)), tmp / "metrics" / f"{name}.json")
             facts["bundle_mb"] = sum(f.stat().st_size for f in target.iterdir()) / 2**20
             manifest["models"][name] = facts
             print(f"{name}: {facts}", flush=True)
@@ -181,8 +173,7 @@ def unpack(bundle: Path, runs_dir: str | None) -> RunPaths:
     for name in manifest["models"]:
         with atomic_path(paths.model_dir(name)) as tmp:
             _dequantize_into(bundle / "models" / name, tmp)
-        metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / "metrics.json"
-        shutil.copy2(bundle / "metrics" / f"{name}.json", metrics)  # the compress stage's record of its source
+        shutil.copy2(bundle / "metrics" / f"{name}.json", paths.model_metrics(name))  # compress's record of its source
     return paths
 
 

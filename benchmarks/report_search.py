@@ -51,7 +51,7 @@ class SearchSection:
 
 
 def search_section(paths: RunPaths) -> SearchSection | None:
-    directory = paths.root / "search"
+    directory = paths.search_dir
     if not (directory / "pareto.csv").is_file():
         return None
     summary = directory / "summary.md"

@@ -36,7 +36,7 @@ class ModelSource:
     @classmethod
     def of(cls, name: str, paths: RunPaths, pair: bool) -> ModelSource:
         directory = paths.model_dir(name)
-        require(directory / "config.json", "teacher" if name == "teacher" else "distill")
+        require(directory / "config.json", paths.model_stage(name))
         family = "small" if (directory / SMALL_TOKENIZER_FILE).is_file() else "hf"
         return cls(name, directory, family, pair)
 

@@ -48,8 +48,7 @@ class CompressResult:
 
 
 def model_stamp(name: str, paths: RunPaths) -> str | None:
-    metrics = paths.teacher_metrics if name == "teacher" else paths.student_dir(name) / METRICS
-    return recorded_fingerprint(require(metrics, "teacher" if name == "teacher" else "distill"))
+    return recorded_fingerprint(require(paths.model_metrics(name), paths.model_stage(name)))
 
 
 def build_stamp(config: Config, paths: RunPaths, model: str, name: str) -> str:

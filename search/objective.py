@@ -33,7 +33,7 @@ UPSTREAM = ("data", "teacher", "augment", "label")  # the parent run's artifacts
 
 
 def trials_root(paths: RunPaths) -> RunPaths:
-    return RunPaths(paths.root / "search" / "trials")
+    return RunPaths(paths.search_dir / "trials")
 
 
 def trial_paths(paths: RunPaths, number: int) -> RunPaths:

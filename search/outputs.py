@@ -44,10 +44,6 @@ class SearchOutputs:
     baseline: str = ""  # how the front compares with the hand-set baseline trial
 
 
-def search_dir(paths: RunPaths) -> Path:
-    return paths.root / "search"
-
-
 def trials_table(config: Config, study: optuna.Study) -> pd.DataFrame:
     trials = study.get_trials(deepcopy=False)
     retried_as = {t.system_attrs["failed_trial"]: t.number for t in trials if "failed_trial" in t.system_attrs}
@@ -114,7 +110,7 @@ def best_config(config: Config, study: optuna.Study, number: int) -> dict:
 
 
 def write_outputs(config: Config, paths: RunPaths, study: optuna.Study, storage_shown: str) -> SearchOutputs:
-    out = search_dir(paths)
+    out = paths.search_dir
     out.mkdir(parents=True, exist_ok=True)
     table = trials_table(config, study)
     front = front_of(config, table)

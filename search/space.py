@@ -7,24 +7,26 @@ dump of the config and validated again, so the trial runs a config `load_config`
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import optuna
-from pydantic import ValidationError
 
-from tinykd.config import Config, SearchParam
+from tinykd.config import Config, InvalidValues, SearchParam, config_with_values
 from tinykd.errors import ConfigError
-from tinykd.key_paths import resolve, set_key
+from tinykd.key_paths import resolve
+
+
+def _scalar(value: Any) -> bool:
+    """What Optuna stores as a categorical choice as it is (anything else travels as JSON text)."""
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def suggest(trial: optuna.Trial, param: SearchParam) -> Any:
     """The trial's value for one parameter; the Optuna parameter is named by the key path."""
     if param.type == "categorical":
         # Optuna stores only scalars as choices; a list choice (kernel sizes) travels as its JSON text.
-        scalar = all(c is None or isinstance(c, (bool, int, float, str)) for c in param.choices)
-        if scalar:
+        if all(map(_scalar, param.choices)):
             return trial.suggest_categorical(param.path, param.choices)
         return json.loads(trial.suggest_categorical(param.path, [json.dumps(c) for c in param.choices]))
     if param.type == "int":
@@ -45,20 +47,13 @@ def hand_set(config: Config) -> dict[str, Any]:
     params = {}
     for param in config.search.space:
         value = resolve(raw, param.path)[1]
-        scalar = value is None or isinstance(value, (bool, int, float, str))
-        params[param.path] = value if param.type != "categorical" or scalar else json.dumps(value)
+        params[param.path] = value if param.type != "categorical" or _scalar(value) else json.dumps(value)
     return params
 
 
 def with_values(config: Config, values: dict[str, Any]) -> Config:
     """`config` with each `path -> value` set; a config error names the path and value."""
-    raw = copy.deepcopy(config.model_dump(mode="json"))
-    for path, value in values.items():
-        set_key(raw, path, value)
     try:
-        return Config.model_validate(raw)
-    except ValidationError as err:
-        problem = err.errors()[0]
-        location = ".".join(map(str, problem["loc"])) or "<root>"
-        raise ConfigError(f"search: the values {values} make an invalid config: {location}: "
-                          f"{problem['msg'].removeprefix('Value error, ')}") from None
+        return config_with_values(config.model_dump(mode="json"), values)
+    except InvalidValues as err:
+        raise ConfigError(f"search: the values {values} make an invalid config: {err.location}: {err.message}") from None

@@ -104,6 +104,15 @@ class RunPaths:
         """The save_pretrained directory of 'teacher' or a student."""
         return self.teacher_model if name == "teacher" else self.student_dir(name) / "model"
 
+    def model_metrics(self, name: str) -> Path:
+        """The metrics.json (with its fingerprint) of 'teacher' or a student."""
+        return self.teacher_metrics if name == "teacher" else self.student_dir(name) / "metrics.json"
+
+    @staticmethod
+    def model_stage(name: str) -> str:
+        """The stage that writes 'teacher' or a student: what a missing-model error tells the user to run."""
+        return "teacher" if name == "teacher" else "distill"
+
     # compress stage
     def compressed(self, model: str, backend: str) -> Path:
         return self.root / "compressed" / model / backend
@@ -116,6 +125,11 @@ class RunPaths:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+    # search experiment
+    @property
+    def search_dir(self) -> Path:
+        return self.root / "search"
 
 
 def require(path: Path, stage: str) -> Path:

@@ -624,7 +624,7 @@ class Config(Section):
         valid config: a typo or an impossible value fails here, not in trial 17."""
         if self.search is None:
             return self
-        from tinykd.key_paths import KeyPathError, resolve, set_key
+        from tinykd.key_paths import KeyPathError, resolve
 
         search, names = self.search, [s.name for s in self.students]
         if search.student not in names:
@@ -649,14 +649,11 @@ class Config(Section):
                                  f"'{search.student}'): trials share the parent run's data, teacher, augmented rows "
                                  f"and labels, so only students.{search.student}.<key> (not name or kind) can vary")
             for value in param.probe_values():
-                probe = copy.deepcopy(base)
-                set_key(probe, param.path, value)
                 try:
-                    Config.model_validate(probe)
-                except ValidationError as err:
-                    problem = err.errors()[0]
+                    config_with_values(base, {param.path: value})
+                except InvalidValues as err:
                     raise ValueError(f"search.space.{i}: {param.path} = {value!r} makes an invalid config: "
-                                     f"{problem['msg'].removeprefix('Value error, ')}") from None
+                                     f"{err.message}") from None
         return self
 
     @property
@@ -685,3 +682,27 @@ class Config(Section):
         if self.label.splits is not None:
             return list(self.label.splits)
         return [*SPLITS, "augmented"] if self.augment is not None else list(SPLITS)
+
+
+class InvalidValues(ValueError):
+    """Values set into a config's plain data make it invalid: where (a key location) and why."""
+
+    def __init__(self, location: str, message: str) -> None:
+        super().__init__(f"{location}: {message}")
+        self.location, self.message = location, message
+
+
+def config_with_values(raw: dict, values: dict[str, Any]) -> Config:
+    """`raw` (a config's plain data, left unchanged) with each dotted `path -> value` set, validated as a Config;
+    `InvalidValues` names the first problem. The search space's load-time probes and each trial's config use it."""
+    from tinykd.key_paths import set_key
+
+    probe = copy.deepcopy(raw)
+    for path, value in values.items():
+        set_key(probe, path, value)
+    try:
+        return Config.model_validate(probe)
+    except ValidationError as err:
+        problem = err.errors()[0]
+        raise InvalidValues(".".join(map(str, problem["loc"])) or "<root>",
+                            problem["msg"].removeprefix("Value error, ")) from None
