@@ -4,7 +4,8 @@ A verdict judges the bench cell that matches the budget (batch, threads, device)
 of `threads` threads. It meets the budget when qps >= budget.qps and p99 <= budget.p99_ms (both
 bounds inclusive). Capacity assumes throughput scales linearly with processes, which holds while
 processes do not share cores: ceil(budget.qps / qps) processes, times `threads` cores. More processes
-raise QPS but not the p99 of one call, so a p99 miss is a miss at any capacity.
+raise QPS but not the p99 of one call, so a p99 miss is a miss at any capacity. On `cuda` each process has a
+GPU of its own: `gpus` counts them, and a machine holds as many processes as it has GPUs (not cores / threads).
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ class Verdict:
     qps_margin_pct: float  # (qps / target − 1) · 100: positive is headroom, negative the shortfall
     p99_margin_ms: float  # target − p99: positive is headroom
     processes: int  # serving processes of `threads` threads for the target QPS
-    cores: int  # processes · threads
-    machines: int  # machines like this one (machine_cores each) holding those processes
+    cores: int  # processes · threads (host threads on cuda)
+    gpus: int  # cuda: one GPU per process; cpu: 0
+    machines: int  # machines like this one (its cores, or its GPUs on cuda) holding those processes
 
     @property
     def qps_ok(self) -> bool:
@@ -57,23 +59,25 @@ class Verdict:
                                "shortfall": self.shortfall}
 
 
-def judge(row: Mapping[str, Any], budget: BudgetConfig, machine_cores: int) -> Verdict:
+def judge(row: Mapping[str, Any], budget: BudgetConfig, machine_cores: int, machine_gpus: int = 0) -> Verdict:
     """The verdict of one result row (a bench cell's figures) against the budget."""
     qps, p99 = float(row["qps"]), float(row["p99_ms"])
     processes = math.ceil(budget.qps / qps)
-    per_machine = max(1, machine_cores // budget.threads)
+    on_gpu = row["device"] == "cuda"
+    per_machine = max(1, machine_gpus if on_gpu else machine_cores // budget.threads)
     return Verdict(
         model=row["model"], backend=row["backend"], device=row["device"], batch=int(row["batch"]),
         threads=int(row["threads"]), seq_len=int(row["seq_len"]), accuracy=float(row.get("accuracy", math.nan)),
         qps=qps, p99_ms=p99, target_qps=budget.qps, target_p99_ms=budget.p99_ms,
         qps_margin_pct=(qps / budget.qps - 1) * 100, p99_margin_ms=budget.p99_ms - p99,
-        processes=processes, cores=processes * budget.threads, machines=math.ceil(processes / per_machine),
+        processes=processes, cores=processes * budget.threads, gpus=processes if on_gpu else 0,
+        machines=math.ceil(processes / per_machine),
     )
 
 
 def judge_results(rows: Iterable[Mapping[str, Any]], budget: BudgetConfig, seq_len: int) -> list[Verdict]:
     """Verdicts for the cells at the budget's batch, threads and device, measured at `seq_len`."""
-    return [judge(row, budget, int(row["cores"])) for row in rows
+    return [judge(row, budget, int(row["cores"]), int(row.get("gpus") or 0)) for row in rows
             if int(row["batch"]) == budget.batch and int(row["threads"]) == budget.threads
             and row["device"] == budget.device and int(row["seq_len"]) == seq_len]
 

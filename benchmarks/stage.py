@@ -318,7 +318,8 @@ def floor_rows(config: Config, paths: RunPaths, rows: RequestRows, env: dict, st
 
 def _environment_columns(env: dict) -> dict:
     versions = env.get("versions", {})
-    return {"cpu": env["cpu"], "cores": env["cores"], "gpu": env["gpu"], "python": env["python"],
+    return {"cpu": env["cpu"], "cores": env["cores"], "gpu": env["gpu"], "gpus": env.get("gpus", 0),
+            "python": env["python"],
             **{f"{package}_version": versions.get(package) for package in VERSIONED}}
 
 
@@ -391,7 +392,7 @@ def _stamp(config: Config, paths: RunPaths, pairs: list[Pair], env: dict) -> str
     """What the figures depend on: the sweep, the budget, each built artifact, this machine and its libraries."""
     built = {f"{p.model}/{p.backend}": recorded_fingerprint(paths.compressed(p.model, p.backend) / "metrics.json")
              for p in pairs}
-    machine = {k: env.get(k) for k in ("cpu", "cores", "gpu", "python", "versions")}
+    machine = {k: env.get(k) for k in ("cpu", "cores", "gpu", "gpus", "python", "versions")}
     return fingerprint(config.task, config.bench, config.budget, config.compress, built, machine)
 
 

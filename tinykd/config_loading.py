@@ -6,6 +6,7 @@ Errors name the file, the line and the key path, e.g.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -38,17 +39,22 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping of sections (task, teacher, ...)")
-    raw = _expand_env(raw)
+    written = copy.deepcopy(raw)  # as the user wrote it: `${VAR:-default}` kept, for configs written from this one
+    raw = expand_env(raw)
     for item in overrides:
         _apply_override(raw, item)
+        _apply_override(written, item)
         lines.setdefault(item.split("=", 1)[0], "--set")
     # The task name defaults to the config file's stem so that `runs/<stem>/` matches the Makefile.
-    if isinstance(raw.get("task"), dict):
-        raw["task"].setdefault("name", path.stem)
+    for tree in (raw, written):
+        if isinstance(tree.get("task"), dict):
+            tree["task"].setdefault("name", path.stem)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_describe(err, path, lines, raw)) from None
+    config._written = written
+    return config
 
 
 def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
@@ -67,14 +73,14 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return lines
 
 
-def _expand_env(value: Any) -> Any:
+def expand_env(value: Any) -> Any:
     """Expand `${VAR}` and `${VAR:-default}` in every string, so data paths can be overridden."""
     if isinstance(value, str):
         return _ENV_PATTERN.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) or ""), value)
     if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand_env(v) for v in value]
+        return [expand_env(v) for v in value]
     return value
 
 

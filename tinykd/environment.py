@@ -33,6 +33,7 @@ def environment(threads: int | None = None) -> dict:
         "cores": os.cpu_count(),
         "torch_threads": threads or torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
         "python": platform.python_version(),
         "versions": versions,
     }

@@ -42,6 +42,17 @@ def test_margins_and_capacity():
     assert verdict.shortfall == pytest.approx(0.7)  # the worse of -70% QPS and +25% p99
 
 
+
+def test_gpu_capacity_counts_gpus_not_cores():
+    """On cuda every serving process holds a GPU: a 16-core machine with 2 GPUs holds 2 processes, not 8."""
+    gpu_budget = BudgetConfig(qps=1000.0, p99_ms=20.0, batch=8, threads=2, device="cuda")
+    verdict = judge(row(qps=300.0, device="cuda"), gpu_budget, machine_cores=16, machine_gpus=2)
+    assert (verdict.processes, verdict.gpus, verdict.cores, verdict.machines) == (4, 4, 8, 2)
+    cpu = judge(row(qps=300.0), BudgetConfig(qps=1000.0, p99_ms=20.0, batch=8, threads=2), machine_cores=16)
+    assert (cpu.gpus, cpu.machines) == (0, 1)  # 8 two-thread processes fit the 16 cores
+    [from_row] = judge_results([row(qps=300.0, device="cuda", batch=8, gpus=1, cores=16)], gpu_budget, seq_len=128)
+    assert from_row.machines == 4  # the bench row says its machine has one GPU
+
 def test_only_the_budget_cell_is_judged():
     rows = [row(), row(batch=32), row(threads=1), row(device="cuda"), row(seq_len=64)]
     verdicts = judge_results(rows, BUDGET, seq_len=128)
