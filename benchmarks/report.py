@@ -236,7 +236,7 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     report_plots.latency_by_batch(curves, out / "latency_by_batch.png", config.budget.p99_ms if config.budget else None)
     report_plots.speedup_by_backend(table, out / "speedup_by_backend.png")
     peak = _peak_table(rows)
-    search = search_section(paths)  # None unless `make search` has run
+    search = search_section(paths, config.search.study_name if config.search else None)  # None before `make search`
     title = f"tinykd report: {config.task.name}"
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search), encoding="utf-8")

@@ -1,5 +1,5 @@
 """The report's search section: the Optuna study's Pareto front, the hand-set baseline and the study's plots,
-read from `runs/<task>/search/` when `make search` has written it (absent otherwise)."""
+read from `runs/<task>/search/` (`search/<study>/` for a named study) when `make search` has written it (absent otherwise)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class SearchSection:
     directory: Path
     front: pd.DataFrame  # pareto.csv: the figures and the searched keys' values
     baseline: str  # the summary's line comparing the front with the hand-set trial ('' if none)
+    link: str = "../search"  # the directory as report.md (in report/) links to it
 
     @property
     def plots(self) -> dict[str, str]:
@@ -39,7 +40,7 @@ class SearchSection:
         lines += [self.baseline, ""] if self.baseline else []
         lines += [self.shown().to_markdown(index=False, floatfmt=".4g"), ""]
         for name, caption in self.plots.items():
-            lines += [f"![{caption}](../search/{name})", ""]
+            lines += [f"![{caption}]({self.link}/{name})", ""]
         return lines
 
     def html(self) -> str:
@@ -50,11 +51,12 @@ class SearchSection:
         return f"<h2>Search</h2>{baseline}{self.shown().to_html(index=False, border=0)}{images}"
 
 
-def search_section(paths: RunPaths) -> SearchSection | None:
-    directory = paths.search_dir
+def search_section(paths: RunPaths, study: str | None = None) -> SearchSection | None:
+    directory = paths.search_dir(study)
     if not (directory / "pareto.csv").is_file():
         return None
     summary = directory / "summary.md"
     lines = summary.read_text(encoding="utf-8").splitlines() if summary.is_file() else []
     baseline = next((line for line in lines if line.startswith("Hand-set baseline")), "")
-    return SearchSection(directory, pd.read_csv(directory / "pareto.csv"), baseline)
+    link = "../" + directory.relative_to(paths.root).as_posix()
+    return SearchSection(directory, pd.read_csv(directory / "pareto.csv"), baseline, link)

@@ -32,13 +32,13 @@ from tinykd.config import Config, SearchConfig, TransformerStudentSpec
 UPSTREAM = ("data", "teacher", "augment", "label")  # the parent run's artifacts every trial shares
 
 
-def trials_root(paths: RunPaths) -> RunPaths:
-    return RunPaths(paths.search_dir / "trials")
+def trials_root(paths: RunPaths, study: str | None = None) -> RunPaths:
+    return RunPaths(paths.search_dir(study) / "trials")
 
 
-def trial_paths(paths: RunPaths, number: int) -> RunPaths:
+def trial_paths(paths: RunPaths, number: int, study: str | None = None) -> RunPaths:
     """The trial's run directory, its upstream artifacts linked to the parent run's."""
-    trial = RunPaths(trials_root(paths).root / str(number))
+    trial = RunPaths(trials_root(paths, study).root / str(number))
     trial.root.mkdir(parents=True, exist_ok=True)
     for name in UPSTREAM:
         parent, link = (paths.root / name).resolve(), trial.root / name
@@ -110,7 +110,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         values = {param.path: suggest(trial, param) for param in self.search.space}
         trial.set_user_attr("values", values)
-        paths = trial_paths(self.paths, trial.number)
+        paths = trial_paths(self.paths, trial.number, self.search.study_name)
         trial.set_user_attr("trial_dir", str(paths.root))
         try:
             figures = self.run_trial(trial, with_values(self.config, values), paths)

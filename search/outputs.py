@@ -112,7 +112,7 @@ def best_config(config: Config, study: optuna.Study, number: int) -> dict:
 
 
 def write_outputs(config: Config, paths: RunPaths, study: optuna.Study, storage_shown: str) -> SearchOutputs:
-    out = paths.search_dir
+    out = paths.search_dir(config.search.study_name)
     out.mkdir(parents=True, exist_ok=True)
     table = trials_table(config, study)
     front = front_of(config, table)

@@ -31,7 +31,7 @@ CONNECT_TIMEOUT_S = 10
 def storage_url(config: Config, paths: RunPaths) -> str:
     """`search.storage`, default a SQLite file `runs/<task>/search/study.db`. A bare `postgresql://` URL goes
     through psycopg2 (a tinykd dependency; SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3)."""
-    url = config.search.storage or f"sqlite:///{(paths.search_dir / 'study.db').resolve()}"
+    url = config.search.storage or f"sqlite:///{(paths.search_dir() / 'study.db').resolve()}"
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     return url

@@ -127,9 +127,11 @@ class RunPaths:
         return self.root / "report"
 
     # search experiment
-    @property
-    def search_dir(self) -> Path:
-        return self.root / "search"
+    def search_dir(self, study: str | None = None) -> Path:
+        """One study's outputs and trials: `search/` for the default study (named after the task), `search/<study>/`
+        for any other `search.study_name`, so two studies of a task never overwrite each other's files."""
+        base = self.root / "search"
+        return base if study in (None, self.root.name) else base / study
 
 
 def require(path: Path, stage: str) -> Path:

@@ -91,3 +91,9 @@ def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_
     assert "](../search/pareto_front.png)" in markdown and "history.png" not in markdown  # only plots that exist
     page = section.html()
     assert page.count("data:image/png;base64,") == 1 and "state" not in page  # figures and keys, not bookkeeping
+    named = paths.root / "search" / "wider"
+    named.mkdir()
+    (directory / "pareto.csv").rename(named / "pareto.csv")
+    (directory / "pareto_front.png").rename(named / "pareto_front.png")
+    assert search_section(paths) is None and "](../search/wider/pareto_front.png)" in "\n".join(
+        search_section(paths, "wider").markdown())  # a named study's section links to its own directory

@@ -116,6 +116,19 @@ def test_a_rerun_of_a_finished_study_runs_no_trial(tmp_path, sentiment_files):
     assert stage.run(config, paths).log.ran == []
 
 
+def test_a_named_study_keeps_its_own_outputs_and_trials(tmp_path, sentiment_files):
+    """A second study of the task (another search.study_name) writes search/<study>/, not over the first's files."""
+    path, config, paths = parent_run(tmp_path, sentiment_files, search=search_section(n_trials=1))
+    stage.run(config, paths)
+    first = (paths.root / "search" / "pareto.csv").read_text()
+    other = load_config(path, ["search.study_name=wider", "search.n_trials=2"])
+    assert stage.run(other, paths).log.ran == [0, 1]  # a new study: its own trial numbers from 0
+    assert (paths.root / "search" / "pareto.csv").read_text() == first
+    assert len(pd.read_csv(paths.root / "search" / "wider" / "trials.csv")) == 2
+    assert (paths.root / "search" / "wider" / "trials" / "1").is_dir()
+    assert load_config(paths.root / "search" / "wider" / "best.yaml").search.study_name == "wider"
+    assert (paths.root / "search" / "study.db").is_file()  # one SQLite file holds both studies
+
 def test_a_changed_space_on_the_same_study_is_a_config_error(tmp_path, sentiment_files):
     path, config, paths = parent_run(tmp_path, sentiment_files, search=search_section(n_trials=1))
     stage.run(config, paths)
