@@ -6,7 +6,9 @@ given back to the OS. So each model × backend is loaded once more in a short-li
 imports the serving libraries, records its RSS (the baseline) and restarts the peak there, loads the
 runner, serves a few calls at the sweep's largest batch of its longest rows, and reports its peak RSS.
 `model_rss_mb` = peak − baseline is what the model adds; `peak_rss_mb` is what a serving process of
-that model needs (the baseline is ~400 MB of torch and transformers alone).
+that model needs (the baseline is ~400 MB of torch and transformers alone). A backend that serves from a
+worker process of its own (ipex) counts it too: the worker's baseline is added to the baseline and its peak,
+read once the runner is closed and the worker reaped, to the peak.
 
 Run as `python -m benchmarks.footprint` with the JSON spec on stdin; it prints one JSON line.
 """
@@ -59,7 +61,7 @@ def measure_footprint(spec: FootprintSpec, timeout_s: float = 600) -> Footprint:
     return Footprint(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _rss_mb() -> float:
+def rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
@@ -76,7 +78,12 @@ def _peak_rss_mb() -> float:
         for line in status:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 2**10  # kB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # lifetime peak: where /proc is not there
+    return _maxrss_mb(resource.RUSAGE_SELF)  # lifetime peak: where /proc is not there
+
+
+def _maxrss_mb(who: int) -> float:
+    """ru_maxrss of this process, or (RUSAGE_CHILDREN) of its largest reaped child."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
@@ -90,13 +97,17 @@ def _child() -> None:
 
     backend(spec.backend).load_module()
     torch.set_num_threads(spec.threads)
-    base = _rss_mb()
+    base = rss_mb()
     _reset_peak()
     source = ModelSource(spec.name, Path(spec.directory), spec.family, spec.pair)
     runner = load_runner(spec.backend, source, Path(spec.artifact), spec.threads)
     for _ in range(spec.calls):
         runner(source.encode(spec.texts_a, spec.texts_b, spec.seq_len))
-    peak = max(_peak_rss_mb(), _rss_mb())
+    peak = max(_peak_rss_mb(), rss_mb())
+    if hasattr(runner, "worker_base_rss_mb"):  # served by a worker process (ipex)
+        base += runner.worker_base_rss_mb
+        runner.close()  # ends and reaps the worker: its peak is then the largest in RUSAGE_CHILDREN
+        peak += _maxrss_mb(resource.RUSAGE_CHILDREN)
     print(json.dumps(asdict(Footprint(base, peak, peak - base))))
 
 

@@ -140,7 +140,8 @@ class IpexRunner:
         except BaseException:
             self.close()
             raise
-        self.facts: dict[str, Any] = {k: v for k, v in hello.items() if k != "ready"}
+        self.facts: dict[str, Any] = {k: v for k, v in hello.items() if k not in ("ready", "base_rss_mb")}
+        self.worker_base_rss_mb: float = hello.get("base_rss_mb", 0.0)  # the worker after imports, before the model
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         with self._lock:

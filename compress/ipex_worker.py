@@ -148,11 +148,17 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> int:
     if request is None:
         return 0
     try:
+        import intel_extension_for_pytorch  # noqa: F401  imported before the baseline, as in a footprint child
+        import transformers  # noqa: F401
+
+        from benchmarks.footprint import rss_mb
+
+        base_rss_mb = rss_mb()  # the worker before its model: the bench's footprint adds it to the parent's
         runner, facts, grad_mode = prepare(request)
     except Exception:  # noqa: BLE001  reported to the parent, which raises it as an ArtifactError
         write_frame(outbox, {"ready": False, "error": traceback.format_exc()})
         return 1
-    write_frame(outbox, {"ready": True, **facts})
+    write_frame(outbox, {"ready": True, "base_rss_mb": base_rss_mb, **facts})
     print(f"ipex worker ready: torch {facts['torch']}, ipex {facts['ipex']}, path {facts['path']}, "
           f"{facts['threads']} threads, pid {os.getpid()}", file=sys.stderr, flush=True)
     while (inputs := read_frame(inbox)) is not None:

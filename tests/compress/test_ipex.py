@@ -111,3 +111,21 @@ def test_missing_environment_names_the_make_target(monkeypatch, tmp_path):
     monkeypatch.setattr(ipex, "IPEX_PYTHON", tmp_path / "no-venv" / "bin" / "python")
     reason = ipex.unavailable()
     assert reason is not None and "make ipex-env" in reason and "no-venv" in reason
+
+
+@pytest.mark.ipex
+def test_footprint_counts_the_worker_process(ipex_env, bow, tmp_path):
+    """The model lives in the worker (torch 2.8 + IPEX, ~400 MB of imports): the footprint adds the worker's
+    baseline and peak to the serving parent's, so ipex is not reported as lighter than torch fp32."""
+    from dataclasses import replace
+
+    from benchmarks.footprint import FootprintSpec, measure_footprint
+
+    ipex.build(bow, tmp_path, BuildContext())
+    spec = FootprintSpec(name="bow", directory=str(bow.directory), family="small", pair=False, backend="ipex",
+                         artifact=str(tmp_path), threads=1, batch=4, seq_len=32, texts_a=TEXTS[:4], texts_b=None)
+    served = measure_footprint(spec)
+    reference = measure_footprint(replace(spec, backend="torch-fp32"))  # (torch fp32 reads no artifact)
+    assert served.base_rss_mb > reference.base_rss_mb + 150  # the worker's torch 2.8 + IPEX imports
+    assert served.peak_rss_mb > reference.peak_rss_mb + 150
+    assert served.model_rss_mb > 0
