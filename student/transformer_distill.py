@@ -34,6 +34,7 @@ from teacher.finetune import BEST_FILE, KeepBestOnDev
 from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
 from tinykd.config import Config, ScheduleStage, TransformerStudentSpec
 from tinykd.environment import environment
+from tinykd.errors import ArtifactError
 from tinykd.hf_training import checkpoint_step, dev_accuracy, length_grouped_sampling, prepare_checkpoints
 from tinykd.metrics import classification_metrics
 from tinykd.peoples_daily import read_peoples_daily
@@ -172,6 +173,9 @@ def _kept_tokens(config: Config, spec: TransformerStudentSpec, tokenizer, tables
 
 def _initial_student(spec: TransformerStudentSpec, teacher_model: PreTrainedModel, keep: list[int] | None):
     if spec.init == "checkpoint":
+        if not (spec.checkpoint / "config.json").is_file():
+            raise ArtifactError(f"students.{spec.name}.checkpoint: {spec.checkpoint} holds no saved model (config.json); "
+                                "train the student that writes it first (list it earlier in students)")
         model = AutoModelForSequenceClassification.from_pretrained(spec.checkpoint)
         saved = spec.checkpoint / TOKEN_MAP
         saved_keep = json.loads(saved.read_text()) if saved.exists() else None

@@ -8,10 +8,11 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
-from tinykd.artifacts import RunPaths
+from tinykd.artifacts import RUNS_ENV, RunPaths
 from tinykd.config import Config
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError, TinykdError
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.runs_dir:  # `${TINYKD_RUNS:-runs}` in a config (another student's checkpoint) then names this run too
+        os.environ[RUNS_ENV] = args.runs_dir
     try:
         config = load_config(args.config, args.overrides)
         if args.students:

@@ -69,3 +69,37 @@ def test_bad_transformer_config(sentiment_files, tmp_path, student, message):
                                               "students": [student]})
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_init_checkpoint_continues_another_student_of_the_same_run(sentiment_files, tiny_teacher, tmp_path,
+                                                                    monkeypatch, capsys):
+    """`checkpoint: ${TINYKD_RUNS:-runs}/<task>/students/<name>/model` follows --runs-dir (the CLI exports it), so a
+    continued student reads its base from this run, not ./runs; without the base it is a clear error."""
+    import yaml
+
+    from tinykd import cli
+
+    monkeypatch.delenv("TINYKD_RUNS", raising=False)
+    _, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=[])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "tiny").symlink_to(paths.root)
+    prediction = {"stage": "task_prediction", "epochs": 1, "batch_size": 16, "learning_rate": 1e-3}
+    base = dict(TINY, name="base", schedule=[prediction])
+    more = dict(TINY, name="more", init="checkpoint", checkpoint="${TINYKD_RUNS:-runs}/tiny/students/base/model",
+                schedule=[prediction])
+    raw = yaml.safe_load((tmp_path / "c.yaml").read_text())
+    path = write_config(tmp_path / "continued.yaml", raw | {"students": [base, more]})
+
+    assert cli.main(["distill", "--config", str(path), "--runs-dir", str(runs)]) == 0
+    metrics = json.loads((paths.root / "students" / "more" / "metrics.json").read_text())
+    assert metrics["config"]["checkpoint"] == str(runs / "tiny" / "students" / "base" / "model")
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "tiny").mkdir(parents=True)
+    for upstream in ("data", "teacher", "augment", "label"):
+        (elsewhere / "tiny" / upstream).symlink_to(paths.root / upstream)
+    capsys.readouterr()
+    assert cli.main(["distill", "--config", str(path), "--runs-dir", str(elsewhere), "--student", "more"]) == 2
+    message = capsys.readouterr().err
+    assert f"students.more.checkpoint: {elsewhere}/tiny/students/base/model holds no saved model" in message
