@@ -31,7 +31,8 @@ from student.tiny_transformer import build_tiny_transformer, encoder_config
 from student.vocabulary_pruning import prune_tokenizer, used_token_ids
 from teacher.encoding import encode_rows, predict_logits
 from teacher.finetune import BEST_FILE, KeepBestOnDev
-from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
+from tinykd.artifacts import (RunPaths, atomic_path, directory_digest, fingerprint, read_json, recorded_fingerprint,
+                              require, write_json)
 from tinykd.config import Config, ScheduleStage, TransformerStudentSpec
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError
@@ -157,9 +158,11 @@ class _Tables:
 
 
 def _inputs_stamp(config: Config, spec: TransformerStudentSpec, paths: RunPaths) -> list:
+    checkpoint = spec.checkpoint if spec.init == "checkpoint" else None
     return [recorded_fingerprint(require(paths.teacher_metrics, "teacher")),
             read_json(require(paths.label_dir / "summary.json", "label")).get("splits"),
-            str(spec.checkpoint.resolve()) if spec.checkpoint else None]
+            str(checkpoint.resolve()) if checkpoint else None,
+            directory_digest(checkpoint) if checkpoint and checkpoint.is_dir() else None]
 
 
 def _kept_tokens(config: Config, spec: TransformerStudentSpec, tokenizer, tables: _Tables) -> list[int]:

@@ -197,6 +197,18 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def directory_digest(directory: Path) -> str:
+    """A hash of every file's relative name and bytes under `directory`: what a model dir from elsewhere
+    (a checkpoint another student wrote) holds, so retraining it invalidates what was trained from it."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def recorded_fingerprint(path: Path) -> str | None:
     """The fingerprint stored in a stage's JSON summary, or None when absent or unreadable."""
     try:

@@ -94,6 +94,14 @@ def test_init_checkpoint_continues_another_student_of_the_same_run(sentiment_fil
     assert cli.main(["distill", "--config", str(path), "--runs-dir", str(runs)]) == 0
     metrics = json.loads((paths.root / "students" / "more" / "metrics.json").read_text())
     assert metrics["config"]["checkpoint"] == str(runs / "tiny" / "students" / "base" / "model")
+    assert cli.main(["distill", "--config", str(path), "--runs-dir", str(runs)]) == 0
+    assert "up to date" in capsys.readouterr().out  # nothing changed: neither retrains
+    # Retraining the base (another learning rate) retrains the student continued from it, though its spec is unchanged.
+    retrained_base = dict(base, schedule=[dict(prediction, learning_rate=2e-3)])
+    write_config(path, raw | {"students": [retrained_base, more]})
+    assert cli.main(["distill", "--config", str(path), "--runs-dir", str(runs)]) == 0
+    again = json.loads((paths.root / "students" / "more" / "metrics.json").read_text())
+    assert again["fingerprint"] != metrics["fingerprint"]
 
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "tiny").mkdir(parents=True)
