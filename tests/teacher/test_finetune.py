@@ -67,3 +67,17 @@ def test_mean_pool_head_trains_saves_and_loads_with_auto_classes(sentiment_files
     alone = tokenizer(["太差了"], return_tensors="pt")
     with torch.no_grad():  # padding does not change a row's logits: the mean ignores padded positions
         torch.testing.assert_close(model(**batch).logits[1], model(**alone).logits[0], atol=1e-5, rtol=1e-5)
+
+
+def test_a_local_base_counts_by_its_files(sentiment_files, tiny_teacher, tmp_path):
+    """Re-saving another model into the same local base dir re-trains the teacher: the path alone is not the input."""
+    from tests.conftest import sentiment_rows
+    from tests.tiny_models import save_tiny_teacher
+
+    config = _config(tmp_path, sentiment_files, tiny_teacher, epochs=1)
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    first = finetune.run(config, paths)
+    assert not first.skipped and finetune.run(config, paths).skipped
+    save_tiny_teacher(tiny_teacher, [text for _, text in sentiment_rows(360)], seed=1)  # other weights, same path
+    assert not finetune.run(config, paths).skipped
