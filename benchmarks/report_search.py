@@ -1,5 +1,6 @@
 """The report's search section: the Optuna study's Pareto front, the hand-set baseline and the study's plots,
-read from `runs/<task>/search/` (`search/<study>/` for a named study) when `make search` has written it (absent otherwise)."""
+read from `runs/<task>/search/` (`search/<study>/` for a named study) when `make search` has written it (absent
+otherwise)."""
 
 from __future__ import annotations
 

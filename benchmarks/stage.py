@@ -318,8 +318,7 @@ def floor_rows(config: Config, paths: RunPaths, rows: RequestRows, env: dict, st
 
 def _environment_columns(env: dict) -> dict:
     versions = env.get("versions", {})
-    return {"cpu": env["cpu"], "cores": env["cores"], "gpu": env["gpu"], "gpus": env.get("gpus", 0),
-            "python": env["python"],
+    return {"cpu": env["cpu"], "cores": env["cores"], "gpu": env["gpu"], "gpus": env["gpus"], "python": env["python"],
             **{f"{package}_version": versions.get(package) for package in VERSIONED}}
 
 

@@ -5,8 +5,8 @@
 - `pareto.csv`: the completed trials no other completed trial beats on both accuracy and speed (latency_ms,
   or qps when that is the objective), most accurate first;
 - `best.yaml`: a complete, normal config: the task config as written (`${VAR:-default}` kept) with the best
-  trial's student added as `<student>-best`, so `make distill CONFIG=runs/<task>/search/best.yaml` trains it beside the hand-set one
-  (the upstream stages stay up to date). *Best* is the most accurate trial of the front, among those whose
+  trial's student added as `<student>-best`, so `make distill CONFIG=runs/<task>/search/best.yaml` trains it
+  beside the hand-set one (the upstream stages stay up to date). *Best* is the most accurate trial of the front, among those whose
   quick bench met the budget when there is a budget section and any did;
 - `pareto_front.png`, `history.png`, `importances.png` (with at least 2 completed trials), `summary.md`.
 Every file is written atomically; each worker rewrites them when it leaves.

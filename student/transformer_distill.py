@@ -178,8 +178,8 @@ def _kept_tokens(config: Config, spec: TransformerStudentSpec, tokenizer, tables
 def _initial_student(spec: TransformerStudentSpec, teacher_model: PreTrainedModel, keep: list[int] | None):
     if spec.init == "checkpoint":
         if not (spec.checkpoint / "config.json").is_file():
-            raise ArtifactError(f"students.{spec.name}.checkpoint: {spec.checkpoint} holds no saved model (config.json); "
-                                "train the student that writes it first (list it earlier in students)")
+            raise ArtifactError(f"students.{spec.name}.checkpoint: {spec.checkpoint} holds no saved model "
+                                "(config.json); train the student that writes it first (list it earlier in students)")
         model = AutoModelForSequenceClassification.from_pretrained(spec.checkpoint)
         saved = spec.checkpoint / TOKEN_MAP
         saved_keep = json.loads(saved.read_text()) if saved.exists() else None

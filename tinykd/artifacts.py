@@ -198,8 +198,9 @@ def fingerprint(*parts: Any) -> str:
 
 
 def directory_digest(directory: Path) -> str:
-    """A hash of every file's relative name and bytes under `directory`: what a model dir from elsewhere
-    (a checkpoint another student wrote) holds, so retraining it invalidates what was trained from it."""
+    """A hash of every file's relative name and bytes under `directory`: what a local model dir another stage
+    starts from holds (a teacher base, another student's checkpoint), so re-saving it invalidates what was trained
+    from it, which its path alone would not."""
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")

@@ -129,6 +129,7 @@ def test_a_named_study_keeps_its_own_outputs_and_trials(tmp_path, sentiment_file
     assert load_config(paths.root / "search" / "wider" / "best.yaml").search.study_name == "wider"
     assert (paths.root / "search" / "study.db").is_file()  # one SQLite file holds both studies
 
+
 def test_a_changed_space_on_the_same_study_is_a_config_error(tmp_path, sentiment_files):
     path, config, paths = parent_run(tmp_path, sentiment_files, search=search_section(n_trials=1))
     stage.run(config, paths)
