@@ -9,7 +9,7 @@ fp16 (what the GPU backends compute in), so a GPU row is never judged against th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,13 +34,34 @@ CPU_ATTENTION = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cp
 @dataclass(frozen=True)
 class GemmPeak:
     threads: int
-    gflops: float  # best of every size and repeat: 2·n³ / seconds of torch.matmul on (n, n)
+    gflops: float  # best of every size and repeat (and of every measurement `best_of` combined): 2·n³ / seconds
     size: int  # the n that reached it
     device: str = "cpu"
     dtype: str = "float32"
+    samples: tuple[float, ...] = ()  # each measurement's best, in the order taken (one per bench round)
 
     def label(self) -> str:
         return f"{self.device} {self.dtype}" + (f", {self.threads} thread(s)" if self.device == "cpu" else "")
+
+    @property
+    def precision(self) -> str:
+        """The backend precision this peak bounds (`BackendInfo.precision`)."""
+        return {"float32": "fp32", "float16": "fp16"}.get(self.dtype, self.dtype)
+
+    @property
+    def spread_pct(self) -> float:
+        """(best − worst) / best of the measurements: how much else was running on the cores at times."""
+        return (max(self.samples) - min(self.samples)) / max(self.samples) * 100 if self.samples else 0.0
+
+
+def best_of(peaks: list[GemmPeak]) -> GemmPeak:
+    """One peak from several measurements of the same device and threads: the best, with every sample kept.
+
+    A single measurement taken while something else used the cores reads low, and every share of it then
+    reads high (the bench once printed 148 % of an fp32 peak); the best of several, spread through the run,
+    is the machine's peak."""
+    best = max(peaks, key=lambda p: p.gflops)
+    return replace(best, samples=tuple(s for p in peaks for s in (p.samples or (p.gflops,))))
 
 
 def gemm_peak(threads: int, sizes: tuple[int, ...] | None = None, repeats: int | None = None,
@@ -66,7 +87,7 @@ def gemm_peak(threads: int, sizes: tuple[int, ...] | None = None, repeats: int |
                 if gflops > best.gflops:
                     best = GemmPeak(threads, gflops, n, best.device, best.dtype)
             del a, b, out
-    return best
+    return replace(best, samples=(best.gflops,))
 
 
 class ForwardFlops:

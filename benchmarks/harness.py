@@ -3,13 +3,20 @@
 A *request* is one test row (text_a[, text_b]) in, one predicted label out. A *call* serves exactly
 `batch` requests: tokenize them (truncated to `seq_len`), run the backend, take the argmax. Calls run
 back to back (closed loop, one call in flight), so a call's latency is its service time, with no queueing.
-A timed window ends with the first call that finishes after `duration_s`; that call is counted whole and
-the window's elapsed time is measured up to its end, so `requests == calls * batch == qps * elapsed_s`.
+
+Every cell serves the same work: one seeded sequence of requests (`RequestSequence`), cut to a multiple
+of every batch size, served in *whole passes*. A pass is the sequence split into consecutive calls of
+`batch` requests; a timed window runs passes until `duration_s` has passed **and** it holds at least
+`min_calls` calls, then stops at the end of that pass. So a slow model and a fast one serve the same
+requests in the same order (the fast one just serves more passes), `duration_s` is a minimum rather than
+a cap, and `requests == calls * batch == qps * elapsed_s`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
 import time
 from collections import Counter
@@ -38,28 +45,55 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class RequestRows:
-    """The rows every cell serves in the same order: the test rows, cycled from the first one."""
+class RequestSequence:
+    """The requests every cell serves, in this order: test rows by their row id in the test split.
+
+    Built by `RequestSequence.seeded`: a seeded shuffle of the first rows, cut to a multiple of every batch
+    size, so a pass splits into whole calls at every batch size and every cell's pass is the same requests.
+    """
 
     texts_a: tuple[str, ...]
     texts_b: tuple[str, ...] | None = None
+    row_ids: tuple[int, ...] | None = None  # test-split row id of each request; default 0..n-1
 
     def __post_init__(self) -> None:
         if not self.texts_a:
             raise ArtifactError("no request rows: the test split is empty")
         if self.texts_b is not None and len(self.texts_b) != len(self.texts_a):
             raise ArtifactError(f"{len(self.texts_a)} text_a rows but {len(self.texts_b)} text_b rows")
+        if self.row_ids is None:
+            object.__setattr__(self, "row_ids", tuple(range(len(self.texts_a))))
+        elif len(self.row_ids) != len(self.texts_a):
+            raise ArtifactError(f"{len(self.texts_a)} requests but {len(self.row_ids)} row ids")
+
+    @classmethod
+    def seeded(cls, texts_a: tuple[str, ...], texts_b: tuple[str, ...] | None, batch_sizes: list[int],
+               seed: int) -> "RequestSequence":
+        """All rows given, shuffled with `seed`, cut to the largest multiple of every batch size (their lcm)."""
+        step = math.lcm(*batch_sizes)
+        if len(texts_a) < step:
+            raise ArtifactError(f"{len(texts_a)} test rows cannot fill one call of each batch size {batch_sizes} "
+                                f"whole: a pass needs a multiple of {step} rows (raise bench.rows, or use smaller "
+                                "batch sizes)")
+        order = np.random.default_rng(seed).permutation(len(texts_a))[: len(texts_a) // step * step]
+        return cls(tuple(texts_a[i] for i in order), None if texts_b is None else tuple(texts_b[i] for i in order),
+                   tuple(int(i) for i in order))
 
     def __len__(self) -> int:
         return len(self.texts_a)
 
-    def batches(self, batch: int) -> Iterator[tuple[list[str], list[str] | None]]:
-        """Consecutive batches of `batch` rows, wrapping around the end, forever."""
-        position, n = 0, len(self.texts_a)
-        while True:
-            index = [(position + i) % n for i in range(batch)]
-            position = (position + batch) % n
-            yield [self.texts_a[i] for i in index], None if self.texts_b is None else [self.texts_b[i] for i in index]
+    def digest(self) -> str:
+        """Names the request sequence (its row ids in order): equal digests, equal work."""
+        return hashlib.sha256(np.asarray(self.row_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+    def calls(self, batch: int) -> list[slice]:
+        """One pass: the sequence as consecutive calls of `batch` requests."""
+        if len(self) % batch:
+            raise ArtifactError(f"a pass of {len(self)} requests does not split into whole calls of {batch}")
+        return [slice(start, start + batch) for start in range(0, len(self), batch)]
+
+    def call(self, where: slice) -> tuple[list[str], list[str] | None]:
+        return list(self.texts_a[where]), None if self.texts_b is None else list(self.texts_b[where])
 
 
 def shape_key(inputs: dict[str, np.ndarray]) -> ShapeKey:
@@ -87,15 +121,18 @@ def pinned_threads(threads: int) -> Iterator[None]:
 
 @dataclass(frozen=True, eq=False)
 class Window:
-    """One timed window of back-to-back calls. Times are per call, in ms; the call latencies add up to elapsed_s."""
+    """One timed window of back-to-back calls over whole passes. Times are per call, in ms; the call latencies
+    add up to elapsed_s."""
 
     batch: int
     calls: int
+    passes: int  # whole passes over the request sequence
     elapsed_s: float  # measured: window start to the end of its last call (not the nominal duration)
     latency_ms: np.ndarray  # (calls,) end to end: tokenize + model + argmax (+ loop overhead)
     model_ms: np.ndarray  # (calls,) the backend runner alone
     tokenize_ms: np.ndarray  # (calls,) source.encode alone
     shapes: Counter  # ShapeKey -> calls with inputs of that shape
+    row_ids: np.ndarray  # (requests,) the test row id of every request served, in order
 
     @property
     def requests(self) -> int:
@@ -117,34 +154,52 @@ def _check_logits(logits: np.ndarray, rows: int, cell: Cell) -> np.ndarray:
     return logits
 
 
-def time_window(source: ModelSource, runner: Runner, rows: RequestRows, cell: Cell, duration_s: float,
+def time_window(source: ModelSource, runner: Runner, requests: RequestSequence, cell: Cell, duration_s: float,
                 min_calls: int = 1) -> Window:
-    """Calls from the first row on, until `duration_s` has passed (and at least `min_calls` calls ran)."""
+    """Whole passes over `requests` until `duration_s` has passed and at least `min_calls` calls ran."""
     latency, model, tokenize, shapes = [], [], [], Counter()
-    batches = rows.batches(cell.batch)
+    calls, passes = requests.calls(cell.batch), 0
     start = previous = time.perf_counter()
     while previous - start < duration_s or len(latency) < min_calls:
-        texts_a, texts_b = next(batches)
-        started = time.perf_counter()
-        inputs = source.encode(texts_a, texts_b, cell.seq_len)
-        tokenized = time.perf_counter()
-        logits = runner(inputs)
-        ran = time.perf_counter()
-        _check_logits(np.asarray(logits), cell.batch, cell).argmax(axis=1)  # (B,) predicted labels
-        finished = time.perf_counter()
-        # Each call's latency runs from the previous call's end, so the latencies tile the window exactly.
-        latency.append(finished - previous)
-        tokenize.append(tokenized - started)
-        model.append(ran - tokenized)
-        shapes[shape_key(inputs)] += 1
-        previous = finished
+        for where in calls:
+            texts_a, texts_b = requests.call(where)
+            started = time.perf_counter()
+            inputs = source.encode(texts_a, texts_b, cell.seq_len)
+            tokenized = time.perf_counter()
+            logits = runner(inputs)
+            ran = time.perf_counter()
+            _check_logits(np.asarray(logits), cell.batch, cell).argmax(axis=1)  # (B,) predicted labels
+            finished = time.perf_counter()
+            # Each call's latency runs from the previous call's end, so the latencies tile the window exactly.
+            latency.append(finished - previous)
+            tokenize.append(tokenized - started)
+            model.append(ran - tokenized)
+            shapes[shape_key(inputs)] += 1
+            previous = finished
+        passes += 1
     ms = lambda values: np.asarray(values) * 1e3  # noqa: E731
-    return Window(cell.batch, len(latency), previous - start, ms(latency), ms(model), ms(tokenize), shapes)
+    row_ids = np.tile(np.asarray(requests.row_ids), passes)
+    return Window(cell.batch, len(latency), passes, previous - start, ms(latency), ms(model), ms(tokenize), shapes,
+                  row_ids)
 
 
-def warm_up(source: ModelSource, runner: Runner, rows: RequestRows, cell: Cell, warmup_s: float) -> int:
-    """Untimed calls for `warmup_s` (at least one: first calls pay for allocations no server pays twice)."""
-    return time_window(source, runner, rows, cell, warmup_s).calls
+def warm_up(source: ModelSource, runner: Runner, requests: RequestSequence, cell: Cell, warmup_s: float) -> int:
+    """Untimed calls for `warmup_s` (at least one: first calls pay for allocations no server pays twice).
+
+    They take the pass's calls from its last one backwards, so the first timed call is not the batch the
+    warm-up has just run."""
+    done, started = 0, time.perf_counter()
+    calls = requests.calls(cell.batch)[::-1]
+    while done == 0 or time.perf_counter() - started < warmup_s:
+        texts_a, texts_b = requests.call(calls[done % len(calls)])
+        runner(source.encode(texts_a, texts_b, cell.seq_len))
+        done += 1
+    return done
+
+
+def calls_per_window(min_calls: int, repeats: int) -> int:
+    """The calls each of a cell's `repeats` windows needs so the cell holds at least `min_calls` in all."""
+    return math.ceil(min_calls / repeats)
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,9 +238,11 @@ class CellTiming:
             "tokenize_share": float(tokenize.sum() / latency.sum()),
             "requests": requests,
             "calls": sum(w.calls for w in self.windows),
+            "passes": sum(w.passes for w in self.windows),
             "elapsed_s": float(sum(w.elapsed_s for w in self.windows)),
             "qps_repeats": [float(v) for v in qps],
             "requests_repeats": [w.requests for w in self.windows],
+            "passes_repeats": [w.passes for w in self.windows],
             "elapsed_repeats_s": [float(w.elapsed_s) for w in self.windows],
             "p99_repeats_ms": [w.p99_ms for w in self.windows],
         }
@@ -202,23 +259,25 @@ class CellTiming:
         return float(sum(w.model_ms.sum() for w in self.windows) / 1e3)
 
 
-def time_cell(source: ModelSource, runner: Runner, rows: RequestRows, cell: Cell, warmup_s: float,
-              duration_s: float, repeats: int) -> CellTiming:
+def time_cell(source: ModelSource, runner: Runner, requests: RequestSequence, cell: Cell, warmup_s: float,
+              duration_s: float, repeats: int, min_calls: int = 1) -> CellTiming:
     """One cell on its own: warm-up, then `repeats` windows (the stage interleaves cells instead)."""
     windows = []
     with pinned_threads(cell.threads):
         for _ in range(repeats):
-            warm_up(source, runner, rows, cell, warmup_s)
-            windows.append(time_window(source, runner, rows, cell, duration_s))
+            warm_up(source, runner, requests, cell, warmup_s)
+            windows.append(time_window(source, runner, requests, cell, duration_s,
+                                       calls_per_window(min_calls, repeats)))
     return CellTiming(cell, tuple(windows))
 
 
-def example_inputs(source: ModelSource, rows: RequestRows, cell: Cell, shapes: set[ShapeKey]) -> dict[ShapeKey, dict]:
-    """One real tokenized batch for each input shape the cell's calls had (for counting their FLOPs)."""
+def example_inputs(source: ModelSource, requests: RequestSequence, cell: Cell,
+                   shapes: set[ShapeKey]) -> dict[ShapeKey, dict]:
+    """One real tokenized batch for each input shape the cell's calls had (for counting their FLOPs): every
+    window serves whole passes, so one pass holds every shape."""
     found: dict[ShapeKey, dict] = {}
-    period = len(rows) // np.gcd(len(rows), cell.batch)  # batches before the row cycle repeats
-    for _, (texts_a, texts_b) in zip(range(period), rows.batches(cell.batch)):
-        inputs = source.encode(texts_a, texts_b, cell.seq_len)
+    for where in requests.calls(cell.batch):
+        inputs = source.encode(*requests.call(where), cell.seq_len)
         key = shape_key(inputs)
         if key in shapes and key not in found:
             found[key] = inputs

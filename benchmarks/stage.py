@@ -1,11 +1,15 @@
 """Stage `bench`: every model × backend × batch size × sequence length × thread count, timed in one process.
 
-Teacher and students serve the same test rows, raw text in and labels out, interleaved repeat by repeat
-(each round visits every cell once, in a rotated order), so machine drift hits every model alike and
-their ratios hold on a noisy machine. Every row records the hardware, threads, library versions and the
-config hash; each device's GEMM peak (CPU fp32, CUDA fp16) is measured in the same run, so each row also says what
-fraction of it the model-only forward reaches (FLOPs of the fp32 graph: for int8 or ONNX backends an
-effective rate). Peak RSS comes from one short child process per model × backend (see `footprint`).
+Teacher and students serve the same requests (one seeded sequence of test rows, in whole passes: see
+`harness`), raw text in and labels out, interleaved repeat by repeat (each round visits every cell once,
+in a rotated order), so machine drift hits every model alike and their ratios hold on a noisy machine.
+Each row gives its speed-up over the teacher as a user would deploy it (torch fp32) and over the teacher's
+fastest backend on the same device at the same cell (what quantizing the teacher alone would give).
+Every row records the hardware, threads, library versions and the config hash; each device's GEMM peak
+(CPU fp32, CUDA fp16) is measured once per round, between the cells, and the best kept with its spread,
+so each row also says what fraction of it the model-only forward reaches (FLOPs of the fp32 graph: for
+int8 backends an effective rate that may pass 100 %; for a forward in the peak's own precision a share
+over 100 % is flagged as a measurement error). Peak RSS comes from one short child process per model × backend (see `footprint`).
 Writes `bench/results.parquet` and `bench/results.json`, and with a `budget` section `bench/verdicts.csv`
 and the pick to ship.
 
@@ -30,11 +34,20 @@ from tqdm.auto import tqdm
 
 from benchmarks.budget import ShipDecision, Verdict, judge_results, ship
 from benchmarks.footprint import Footprint, FootprintSpec, measure_footprint
-from benchmarks.gemm_peak import ForwardFlops, GemmPeak, gemm_peak
+from benchmarks.gemm_peak import ForwardFlops, GemmPeak, best_of, gemm_peak
 from benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
 from benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from benchmarks.tfidf_floor import TfidfFloor
-from benchmarks.harness import Cell, CellTiming, RequestRows, example_inputs, pinned_threads, time_window, warm_up
+from benchmarks.harness import (
+    Cell,
+    CellTiming,
+    RequestSequence,
+    calls_per_window,
+    example_inputs,
+    pinned_threads,
+    time_window,
+    warm_up,
+)
 from compress.backend import BACKENDS, backend, cannot_run, load_runner
 from compress.model_source import ModelSource
 from tinykd.artifacts import (
@@ -52,7 +65,6 @@ from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError
 from tinykd.task_rows import text_columns
 
-FP32_BACKENDS = ("torch-fp32", "onnx-fp32", "onnx-optimized")
 VERSIONED = ("torch", "transformers", "tokenizers", "onnxruntime", "numpy")
 NOT_WEIGHTS = (".json", ".txt", ".md", ".csv", ".log", ".model")  # metadata and tokenizer files
 NOT_WEIGHTS_PREFIXES = ("tokenizer", "vocab", "special_tokens")
@@ -85,8 +97,9 @@ class BenchResult:
         head += f" ({len(self.skipped)} skipped)" if self.skipped else ""
         neural = self.rows[self.rows["model"] != FLOOR_NAME]
         # fp32 graphs only: an int8 backend's rate is "effective" (fp32 FLOPs over int8 time) and can pass 100 %.
-        fp32 = neural["backend"].isin(FP32_BACKENDS)
-        students = neural[neural["best_batch"] & (neural["model"] != "teacher") & fp32]
+        fp32 = neural["backend"].map(lambda name: BACKENDS[name].precision == "fp32").astype(bool)
+        students = neural[neural["best_batch"] & (neural["model"] != "teacher") & fp32
+                          & ~neural["peak_measurement_error"].astype(bool)]
         if len(students):
             low, high = students["fraction_of_peak"].min(), students["fraction_of_peak"].max()
             span = f"{low:.1%}" if f"{low:.1%}" == f"{high:.1%}" else f"{low:.1%}–{high:.1%}"
@@ -151,8 +164,9 @@ def budget_seq_len(config: Config, pairs: list[Pair]) -> int | None:
     return config.task.max_length if config.task.max_length in lengths else max(lengths)
 
 
-def request_rows(config: Config, paths: RunPaths) -> RequestRows:
-    """The first `bench.rows` rows of the test split: the requests every cell serves."""
+def request_sequence(config: Config, paths: RunPaths) -> RequestSequence:
+    """The requests every cell serves: the first `bench.rows` test rows, shuffled with `bench.seed` and cut to a
+    multiple of every batch size (so each batch size splits a pass into whole calls)."""
     path = require(paths.split("test"), "data")
     test = pd.read_parquet(path)
     columns = text_columns(config.task)
@@ -160,7 +174,8 @@ def request_rows(config: Config, paths: RunPaths) -> RequestRows:
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; re-run the 'data' stage")
     test = test.head(config.bench.rows)
-    return RequestRows(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None)
+    return RequestSequence.seeded(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None,
+                                  config.bench.batch_sizes, config.bench.seed)
 
 
 # ---- facts about each pair -----------------------------------------------------------------------------------
@@ -194,7 +209,7 @@ def artifact_size_mb(directory: Path, fallback: Path) -> float:
     return (size or weights(fallback)) / 2**20
 
 
-def _footprint_spec(source: ModelSource, pair: Pair, paths: RunPaths, rows: RequestRows,
+def _footprint_spec(source: ModelSource, pair: Pair, paths: RunPaths, rows: RequestSequence,
                     config: Config) -> FootprintSpec:
     """The heaviest cell of the sweep: largest batch of the longest rows, longest sequence, most threads."""
     batch = max(config.bench.batch_sizes)
@@ -230,16 +245,19 @@ def _quiet_loading():
 # ---- timing -----------------------------------------------------------------------------------------------------
 
 def time_cells(config: Config, paths: RunPaths, sources: dict[str, ModelSource], pairs: list[Pair],
-               rows: RequestRows) -> list[CellTiming]:
-    """Every cell, thread count by thread count (a runner's threads are fixed when it loads), repeat-major.
+               requests: RequestSequence) -> tuple[list[CellTiming], dict[tuple[str, int], GemmPeak]]:
+    """Every cell, thread count by thread count (a runner's threads are fixed when it loads), repeat-major;
+    and the GEMM peak of each device at each thread count, measured at the start of every round.
 
     Each window gets its own warm-up of `bench.warmup_s`: the cell before it ran another model, whose
     weights and buffers now fill the caches.
     """
     bench = config.bench
     lengths = _seq_lengths(config)
+    devices = sorted({BACKENDS[p.backend].device for p in pairs})
+    per_window = calls_per_window(bench.min_calls, bench.repeats)
     cells_per_threads = len(pairs) * len(bench.batch_sizes) * len(lengths)
-    timings = []
+    timings, samples = [], {}
     with tqdm(total=cells_per_threads * len(bench.threads) * bench.repeats, desc="bench", unit="window") as bar:
         for threads in bench.threads:
             with _quiet_loading():
@@ -249,18 +267,21 @@ def time_cells(config: Config, paths: RunPaths, sources: dict[str, ModelSource],
                      for p in pairs for batch in bench.batch_sizes for seq_len in lengths]
             windows = {cell: [] for cell in cells}
             for repeat in range(bench.repeats):
+                for device in devices:  # the CUDA peak is fp16 and takes the first thread count's host threads
+                    samples.setdefault((device, threads), []).append(gemm_peak(threads, device=device))
                 shift = repeat % len(cells)
                 for cell in cells[shift:] + cells[:shift]:
                     pair, source = Pair(cell.model, cell.backend), sources[cell.model]
                     bar.set_postfix_str(f"{cell.model}/{cell.backend} b{cell.batch} L{cell.seq_len} t{threads}",
                                         refresh=False)
                     with pinned_threads(threads):
-                        warm_up(source, runners[pair], rows, cell, bench.warmup_s)
-                        windows[cell].append(time_window(source, runners[pair], rows, cell, bench.duration_s))
+                        warm_up(source, runners[pair], requests, cell, bench.warmup_s)
+                        windows[cell].append(time_window(source, runners[pair], requests, cell, bench.duration_s,
+                                                         per_window))
                     bar.update()
             timings += [CellTiming(cell, tuple(w)) for cell, w in windows.items()]
             del runners
-    return timings
+    return timings, {key: best_of(measured) for key, measured in samples.items()}
 
 
 @dataclass(frozen=True)
@@ -271,7 +292,7 @@ class ForwardFigures:
 
 
 def forward_figures(sources: dict[str, ModelSource], timings: list[CellTiming],
-                    rows: RequestRows) -> dict[Cell, ForwardFigures]:
+                    requests: RequestSequence) -> dict[Cell, ForwardFigures]:
     """FLOPs of exactly the forwards each cell timed (by input shape), on the fp32 torch model, one model at a time."""
     figures = {}
     for model in sorted({t.cell.model for t in timings}):
@@ -280,7 +301,7 @@ def forward_figures(sources: dict[str, ModelSource], timings: list[CellTiming],
         params, flops_of = sum(p.numel() for p in torch_model.parameters()), ForwardFlops(torch_model)
         for timing in (t for t in timings if t.cell.model == model):
             shapes = timing.shapes
-            examples = example_inputs(sources[model], rows, timing.cell, set(shapes))
+            examples = example_inputs(sources[model], requests, timing.cell, set(shapes))
             total = sum(count * flops_of(examples[key]) for key, count in shapes.items())
             calls = sum(shapes.values())
             figures[timing.cell] = ForwardFigures(params, total / calls, total / timing.model_seconds / 1e9)
@@ -288,7 +309,7 @@ def forward_figures(sources: dict[str, ModelSource], timings: list[CellTiming],
     return figures
 
 
-def floor_rows(config: Config, paths: RunPaths, rows: RequestRows, env: dict, started: str) -> pd.DataFrame:
+def floor_rows(config: Config, paths: RunPaths, requests: RequestSequence, env: dict, started: str) -> pd.DataFrame:
     """The TF-IDF + logistic regression floor, fitted on the gold train rows, judged on test, timed like the rest
     (after the neural cells; it is a reference, not a contender whose ratio to the teacher is claimed)."""
     pair = config.task.kind == "pair"
@@ -301,13 +322,14 @@ def floor_rows(config: Config, paths: RunPaths, rows: RequestRows, env: dict, st
             with pinned_threads(threads):
                 windows = []
                 for _ in range(bench.repeats):
-                    warm_up(floor, floor, rows, cell, bench.warmup_s)
-                    windows.append(time_window(floor, floor, rows, cell, bench.duration_s))
+                    warm_up(floor, floor, requests, cell, bench.warmup_s)
+                    windows.append(time_window(floor, floor, requests, cell, bench.duration_s,
+                                               calls_per_window(bench.min_calls, bench.repeats)))
             records.append({
                 **asdict(cell), "device": "cpu", "repeats": bench.repeats, **CellTiming(cell, tuple(windows)).figures(),
                 "size_mb": floor.size_mb, "params": int(floor.classifier.coef_.size + floor.classifier.intercept_.size),
-                "accuracy": accuracy, **_environment_columns(env), "config_hash": fingerprint(config),
-                "timestamp": started,
+                "accuracy": accuracy, "requests_digest": requests.digest(), **_environment_columns(env),
+                "config_hash": fingerprint(config), "timestamp": started,
             })
     frame = pd.DataFrame(records)
     frame["best_batch"] = frame["model_qps"] == frame.groupby(["threads"])["model_qps"].transform("max")
@@ -324,7 +346,7 @@ def _environment_columns(env: dict) -> dict:
 
 def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figures: dict[Cell, ForwardFigures],
                 footprints: dict[Pair, Footprint], peaks: dict[tuple[str, int], GemmPeak], sources: dict[str, ModelSource],
-                env: dict, started: str) -> pd.DataFrame:
+                requests: RequestSequence, env: dict, started: str) -> pd.DataFrame:
     config_hash = fingerprint(config)
     records = []
     for timing in timings:
@@ -338,10 +360,15 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
             "size_mb": artifact_size_mb(artifact, sources[cell.model].directory),
             "params": forward.params,
             "accuracy": recorded_accuracy(artifact / "metrics.json"),
+            "requests_digest": requests.digest(),
             "model_flops": forward.model_flops,
             "achieved_gflops": forward.achieved_gflops,
             "gemm_gflops": peak.gflops,
+            "gemm_spread_pct": peak.spread_pct,
             "fraction_of_peak": forward.achieved_gflops / peak.gflops,
+            # A forward in the peak's own precision cannot beat the peak: above 100 % the peak was measured low.
+            "peak_measurement_error": bool(BACKENDS[cell.backend].precision == peak.precision
+                                           and forward.achieved_gflops > peak.gflops),
             **_environment_columns(env),
             "config_hash": config_hash,
             "timestamp": started,
@@ -351,6 +378,21 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
     group = ["model", "backend", "seq_len", "threads"]
     frame["best_batch"] = frame["model_qps"] == frame.groupby(group)["model_qps"].transform("max")
     return frame
+
+
+def with_speedups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each row's QPS over the teacher's at the same batch, length and threads: over its torch fp32 (as a user
+    would deploy it) and over its fastest backend on the same device (what quantizing the teacher alone gives).
+    NaN where the teacher was not measured at that cell."""
+    cell = ["batch", "seq_len", "threads"]
+    teacher = frame[frame["model"] == "teacher"]
+    fp32 = teacher[teacher["backend"] == "torch-fp32"].set_index(cell)["qps"].rename("_fp32")
+    fastest = teacher.loc[teacher.groupby([*cell, "device"])["qps"].idxmax()].set_index([*cell, "device"])
+    fastest = fastest[["qps", "backend"]].rename(columns={"qps": "_best", "backend": "teacher_best_backend"})
+    out = frame.join(fp32, on=cell).join(fastest, on=[*cell, "device"])
+    out["speedup_vs_teacher_fp32"] = out["qps"] / out["_fp32"]
+    out["speedup_vs_teacher_best"] = out["qps"] / out["_best"]
+    return out.drop(columns=["_fp32", "_best"])
 
 
 def write_results(paths: RunPaths, frame: pd.DataFrame, env: dict, peaks: dict[tuple[str, int], GemmPeak],
@@ -406,25 +448,21 @@ def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult 
     if recorded_fingerprint(results) == stamp and (paths.bench_dir / "results.parquet").is_file():
         return UpToDate((read_json(results).get("ship") or {}).get("line"))
     seq_len = budget_seq_len(config, pairs)
-    rows = request_rows(config, paths)
+    requests = request_sequence(config, paths)
     sources = {m: ModelSource.of(m, paths, config.task.kind == "pair") for m in dict.fromkeys(p.model for p in pairs)}
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     env = environment()
 
-    peaks = {}  # (device, threads) -> the GEMM peak a cell's forward is judged against
-    for device in sorted({BACKENDS[p.backend].device for p in pairs}):
-        cuda_peak = gemm_peak(config.bench.threads[0], device="cuda") if device == "cuda" else None  # fp16, once
-        for threads in config.bench.threads:
-            peaks[(device, threads)] = cuda_peak or gemm_peak(threads)
     none = Footprint(math.nan, math.nan, math.nan)
-    footprints = {p: measure_footprint(_footprint_spec(sources[p.model], p, paths, rows, config)) if footprint else none
-                  for p in pairs}
-    timings = time_cells(config, paths, sources, pairs, rows)
-    figures = forward_figures(sources, timings, rows)
+    footprints = {p: measure_footprint(_footprint_spec(sources[p.model], p, paths, requests, config))
+                  if footprint else none for p in pairs}
+    timings, peaks = time_cells(config, paths, sources, pairs, requests)  # peaks: (device, threads) -> GemmPeak
+    figures = forward_figures(sources, timings, requests)
 
-    frame = result_rows(config, paths, timings, figures, footprints, peaks, sources, env, started)
+    frame = result_rows(config, paths, timings, figures, footprints, peaks, sources, requests, env, started)
     if config.bench.floor:
-        frame = pd.concat([frame, floor_rows(config, paths, rows, env, started)], ignore_index=True)
+        frame = pd.concat([frame, floor_rows(config, paths, requests, env, started)], ignore_index=True)
+    frame = with_speedups(frame)
     verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []
     decision = ship(verdicts) if config.budget else None
     write_results(paths, frame, env, peaks, skipped, verdicts, decision, stamp)

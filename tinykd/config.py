@@ -424,9 +424,13 @@ class BenchConfig(Section):
     seq_lengths: list[int] | None = Field(
         default=None, min_length=1, description="tokenizer truncation lengths; default: [task.max_length]")
     threads: list[int] = Field(default_factory=lambda: [2], min_length=1)
-    rows: int = Field(default=512, ge=1, description="test rows cycled through as requests")
+    rows: int = Field(default=512, ge=1, description="test rows served as requests: the first `rows`, shuffled with "
+                      "`seed` and cut to a multiple of every batch size; every cell serves whole passes over them")
+    seed: int = Field(default=0, description="seed of the request order")
     warmup_s: float = Field(default=1.0, ge=0)
-    duration_s: float = Field(default=3.0, gt=0, description="timed seconds per repeat")
+    duration_s: float = Field(default=3.0, gt=0, description="minimum timed seconds per repeat (whole passes)")
+    min_calls: int = Field(default=100, ge=1, description="minimum calls per cell over all its repeats, so its p99 "
+                           "is a percentile and not the maximum of a few calls (whole passes)")
     repeats: int = Field(default=3, ge=1)
     floor: bool = Field(default=True, description="also fit and time the TF-IDF + logistic regression floor")
 
@@ -439,6 +443,9 @@ class BudgetConfig(Section):
     batch: int = Field(default=1, ge=1, description="requests per model call")
     threads: int = Field(default=2, ge=1, description="threads per serving process")
     device: Literal["cpu", "cuda"] = "cpu"
+    machines: int | None = Field(
+        default=1, ge=1, description="machines like the bench machine the target may use (processes of `threads` "
+        "threads, one per GPU on cuda); null: any number (the verdict still says how many)")
 
 
 SPEED_OBJECTIVES = ("latency_ms", "qps")

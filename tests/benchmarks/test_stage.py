@@ -20,7 +20,7 @@ from tinykd.errors import ArtifactError, ConfigError
 
 STUDENT = {"name": "tiny-s", "kind": "transformer", "schedule": [{"stage": "task_prediction", "data": "gold"}]}
 BENCH = {"batch_sizes": [1, 4], "threads": [1], "rows": 20, "warmup_s": 0.05, "duration_s": 0.2, "repeats": 2,
-         "floor": False}  # the TF-IDF floor has its own test
+         "min_calls": 6, "floor": False}  # the TF-IDF floor has its own test
 
 
 def _config(tmp_path, files, **sections):
@@ -69,12 +69,22 @@ def test_bench_writes_results_with_environment_and_a_verdict(tmp_path, sentiment
     # the default-backend pair that cannot run here is skipped with its reason, not an error
     assert [(s.model, s.backend, s.reason) for s in result.skipped] == [
         ("teacher", "torch-fp16-cuda", "no CUDA device"), ("tiny-s", "torch-fp16-cuda", "no CUDA device")]
+    # Every cell served the same 20 requests (one seeded order) in whole passes, at least min_calls calls.
+    assert frame["requests_digest"].nunique() == 1
     for _, r in frame.iterrows():
-        assert r["requests"] == sum(r["requests_repeats"]) == r["calls"] * r["batch"]
+        assert r["requests"] == sum(r["requests_repeats"]) == r["calls"] * r["batch"] == r["passes"] * 20
+        assert r["calls"] >= 6 and all(p >= 1 for p in r["passes_repeats"])
         assert all(round(q * e) == n for q, e, n in zip(r["qps_repeats"], r["elapsed_repeats_s"], r["requests_repeats"]))
         assert r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
         assert r["peak_rss_mb"] > r["base_rss_mb"] > 0 and r["model_rss_mb"] > 0
         assert 0 < r["fraction_of_peak"] == pytest.approx(r["achieved_gflops"] / r["gemm_gflops"])
+        assert r["peak_measurement_error"] == (r["fraction_of_peak"] > 1)  # torch-fp32 computes in the peak's dtype
+    # Speed-ups over the teacher at the same cell: its torch fp32, and its fastest backend (here the same one).
+    teacher = frame[frame["model"] == "teacher"].set_index("batch")["qps"]
+    for _, r in frame.iterrows():
+        assert r["speedup_vs_teacher_fp32"] == pytest.approx(r["qps"] / teacher[r["batch"]])
+        assert r["speedup_vs_teacher_best"] == pytest.approx(r["qps"] / teacher[r["batch"]])
+        assert r["teacher_best_backend"] == "torch-fp32"
     assert frame.groupby("model")["best_batch"].sum().tolist() == [1, 1]
     assert frame.set_index(["model", "batch"])["accuracy"].to_dict() == {
         ("teacher", 1): 0.9, ("teacher", 4): 0.9, ("tiny-s", 1): 0.8, ("tiny-s", 4): 0.8}
@@ -88,9 +98,13 @@ def test_bench_writes_results_with_environment_and_a_verdict(tmp_path, sentiment
     document = json.loads((paths.bench_dir / "results.json").read_text())
     assert len(document["rows"]) == 4 and document["environment"]["versions"]["torch"]
     assert document["skipped"][0]["reason"] == "no CUDA device"
+    [peak] = document["gemm"]  # measured once per round (2 repeats), the best kept with every sample
+    assert len(peak["samples"]) == 2 and peak["gflops"] == max(peak["samples"])
+    assert frame["gemm_gflops"].eq(peak["gflops"]).all() and frame["gemm_spread_pct"].ge(0).all()
     verdicts = pd.read_csv(paths.bench_dir / "verdicts.csv")
     assert list(verdicts["model"]) == ["teacher", "tiny-s"] and verdicts["meets"].all()
-    assert {"qps_margin_pct", "p99_margin_ms", "processes", "cores", "machines"} <= set(verdicts.columns)
+    assert {"qps_margin_pct", "p99_margin_ms", "processes", "cores", "machines", "meets_alone",
+            "allowed_machines"} <= set(verdicts.columns)
     assert document["ship"]["pick"]["model"] == "teacher"  # both meet; the teacher is more accurate
     summary = result.summary()
     assert summary.startswith("bench: 4 cells, 2 model × backend pairs (2 skipped); fp32 student forwards at ")
@@ -125,11 +139,10 @@ def test_an_unknown_backend_is_an_error(tmp_path, sentiment_files, tiny_teacher)
         stage.run(config, _run_dir(tmp_path, tiny_teacher))
 
 
-def test_a_budget_outside_the_sweep_is_a_config_error(tmp_path, sentiment_files, tiny_teacher):
-    config = _config(tmp_path, sentiment_files, compress={"backends": ["torch-fp32"]},
-                     budget={"qps": 1, "p99_ms": 10, "batch": 8, "threads": 1})
-    with pytest.raises(ConfigError, match=r"budget.batch 8 is not one of bench.batch_sizes \[1, 4\]"):
-        stage.run(config, _run_dir(tmp_path, tiny_teacher))
+def test_a_budget_outside_the_sweep_is_a_config_error_at_load(tmp_path, sentiment_files):
+    with pytest.raises(ConfigError, match=r"budget.batch.*8.*\[1, 4\]"):
+        _config(tmp_path, sentiment_files, compress={"backends": ["torch-fp32"]},
+                budget={"qps": 1, "p99_ms": 10, "batch": 8, "threads": 1})
 
 
 def test_recorded_accuracy_reads_either_key_or_gives_nan(tmp_path):
@@ -156,6 +169,9 @@ def test_bench_adds_the_tfidf_floor_timed_like_the_models(tmp_path, sentiment_fi
     assert (floor["requests"] == floor["calls"] * floor["batch"]).all() and (floor["qps"] > 0).all()
     assert floor["size_mb"].iat[0] > 0 and floor["params"].iat[0] > 0
     assert floor["config_hash"].iat[0] == frame["config_hash"].iat[0]
+    assert frame["requests_digest"].nunique() == 1  # the floor served the models' requests
+    teacher = frame[frame["model"] == "teacher"].set_index("batch")["qps"]
+    assert list(floor["speedup_vs_teacher_fp32"]) == pytest.approx(list(floor["qps"] / teacher.loc[[1, 4]].values))
     no_floor = _config(tmp_path, sentiment_files, compress={"models": ["teacher"], "backends": ["torch-fp32"]},
                        bench={**BENCH, "floor": False})
     assert "tfidf-lr" not in set(stage.run(no_floor, paths, footprint=False).rows["model"])
@@ -173,3 +189,25 @@ def test_an_unchanged_bench_is_up_to_date_and_a_changed_sweep_measures_again(tmp
     longer = _config(tmp_path, sentiment_files, compress={"models": ["teacher"], "backends": ["torch-fp32"]},
                      bench={**BENCH, "batch_sizes": [2]})
     assert list(stage.run(longer, paths, footprint=False).rows["batch"]) == [2]
+
+
+def test_speedups_are_over_the_teachers_fp32_and_over_its_fastest_backend_at_the_same_cell():
+    def row(model, backend, batch, qps, device="cpu"):
+        return {"model": model, "backend": backend, "batch": batch, "seq_len": 64, "threads": 2, "device": device,
+                "qps": qps}
+
+    frame = pd.DataFrame([
+        row("teacher", "torch-fp32", 1, 20.0), row("teacher", "onnx-int8-dynamic", 1, 80.0),
+        row("teacher", "torch-fp32", 8, 10.0), row("teacher", "onnx-int8-dynamic", 8, 25.0),
+        row("student", "onnx-int8-dynamic", 1, 400.0), row("student", "torch-fp32", 8, 100.0),
+        row("teacher", "torch-fp16-cuda", 8, 500.0, "cuda"), row("student", "torch-fp16-cuda", 8, 1000.0, "cuda"),
+    ])
+    out = stage.with_speedups(frame).set_index(["model", "backend", "batch"])
+    assert out.loc[("student", "onnx-int8-dynamic", 1), "speedup_vs_teacher_fp32"] == pytest.approx(20.0)
+    assert out.loc[("student", "onnx-int8-dynamic", 1), "speedup_vs_teacher_best"] == pytest.approx(5.0)
+    assert out.loc[("student", "torch-fp32", 8), "speedup_vs_teacher_best"] == pytest.approx(4.0)
+    assert out.loc[("student", "torch-fp32", 8), "teacher_best_backend"] == "onnx-int8-dynamic"
+    # On the GPU the fastest teacher is the GPU one; the CPU torch fp32 stays the as-deployed reference.
+    assert out.loc[("student", "torch-fp16-cuda", 8), "speedup_vs_teacher_best"] == pytest.approx(2.0)
+    assert out.loc[("student", "torch-fp16-cuda", 8), "speedup_vs_teacher_fp32"] == pytest.approx(100.0)
+    assert out.loc[("teacher", "torch-fp32", 1), "speedup_vs_teacher_fp32"] == pytest.approx(1.0)
