@@ -623,6 +623,18 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _budget_is_benched(self) -> Config:
+        """The bench must time the cell a budget is judged at (found only at the bench stage otherwise)."""
+        budget, bench = self.budget, self.bench
+        if budget is not None and budget.batch not in bench.batch_sizes:
+            raise ValueError(f"budget.batch {budget.batch} is not one of bench.batch_sizes {bench.batch_sizes}: the "
+                             f"budget's cell would not be measured (add {budget.batch} to bench.batch_sizes)")
+        if budget is not None and budget.threads not in bench.threads:
+            raise ValueError(f"budget.threads {budget.threads} is not one of bench.threads {bench.threads}: the "
+                             f"budget's cell would not be measured (add {budget.threads} to bench.threads)")
+        return self
+
+    @model_validator(mode="after")
     def _compressed_models_known(self) -> Config:
         known = ["teacher", *(s.name for s in self.students)]
         for key, names in (("compress.models", self.compress.models), ("bench.models", self.bench.models)):

@@ -187,3 +187,29 @@ def test_set_list_items_through_the_cli(sentiment_files, tmp_path):
     assert unknown.stderr == "error: --set students.cnn.epochs: students has no item named 'cnn' (names: " \
                              "['bow', 'tiny']; or an index 0..1)\n"
 
+
+# Item 3a: a budget the bench would not measure is an error when the config loads, not at the bench stage.
+
+@pytest.mark.parametrize("budget, bench, message", [
+    ({"batch": 8, "threads": 2}, {"batch_sizes": [1, 32], "threads": [2]},
+     "budget.batch 8 is not one of bench.batch_sizes [1, 32]: the budget's cell would not be measured (add 8 to "
+     "bench.batch_sizes)"),
+    ({"batch": 1, "threads": 4}, {"batch_sizes": [1, 32], "threads": [2]},
+     "budget.threads 4 is not one of bench.threads [2]: the budget's cell would not be measured (add 4 to "
+     "bench.threads)"),
+])
+def test_a_budget_outside_the_bench_sweep_fails_at_load(sentiment_files, tmp_path, budget, bench, message):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "bench": bench,
+                                              "budget": {"qps": 10, "p99_ms": 50, **budget}})
+    key = "batch" if "batch" in message.split()[0] else "threads"
+    line = path.read_text().splitlines().index(f"  {key}: {budget[key]}") + 1
+    assert _error(path) == f"{path}:{line}: {message}"
+
+
+def test_a_budget_outside_the_bench_sweep_through_the_cli(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "budget": {"qps": 10, "p99_ms": 50}})
+    assert _cli("check", "--config", str(path)).returncode == 0  # default: batch 1 of [1, 32], threads 2 of [2]
+    result = _cli("check", "--config", str(path), "--set", "budget.batch=8")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == f"error: {path} (--set): budget.batch 8 is not one of bench.batch_sizes [1, 32]: the " \
+                            "budget's cell would not be measured (add 8 to bench.batch_sizes)\n"
