@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from student.losses.hard import NO_TARGET
+from student.preflight import check_students
 from student.small_trainer import Encoded, TokenCache, encode_table, predict, train_small_student
 from student.vocabulary import StudentTokenizer
 from tinykd.artifacts import (
@@ -49,6 +50,7 @@ class DistillResult:
 
 
 def run(config: Config, paths: RunPaths) -> DistillResult:
+    check_students(config, paths)  # what only the saved teacher can tell, before any training
     result, cache = DistillResult(), TokenCache()
     for spec in config.students:
         if isinstance(spec, TransformerStudentSpec):

