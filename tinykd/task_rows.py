@@ -7,6 +7,9 @@ are dropped, counted, and their first examples reported — nothing disappears s
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,3 +72,47 @@ def canonical_rows(raw: pd.DataFrame, task: TaskConfig, origin: Path | str, bad:
     rows = pd.DataFrame({name: texts[name].iloc[keep].to_numpy() for name in text_columns(task)})
     rows["label"] = pd.Series(labels, dtype="int64")
     return rows
+
+
+def check_field_counts(path: Path, fmt: str) -> None:
+    """Every row of a TSV or CSV file has as many fields as its header, or a DataError names its line.
+
+    pandas fills a short row's missing fields with NaN, which passes the row checks as text; a long row is
+    a misplaced separator. Either way the file is malformed, whatever `task.bad_rows` says.
+    """
+    if fmt not in ("tsv", "csv"):
+        return
+    try:
+        text = path.read_bytes().decode("utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeDecodeError):
+        return  # the table reader reports it, with its line
+    header: list[str] | None = None
+    for line, fields in (_tsv_records(text) if fmt == "tsv" else _csv_records(text)):
+        if fields in ([], [""]):
+            continue  # a blank line: an empty row, which the row checks report
+        if header is None:
+            header = fields
+        elif len(fields) != len(header):
+            separated = "tab-separated" if fmt == "tsv" else "comma-separated"
+            raise DataError(f"{path}:{line}: expected {len(header)} {separated} fields as in the header "
+                            f"({', '.join(header)}), found {len(fields)} (a missing field, or a separator inside a text)")
+
+
+def _tsv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(physical line, fields): TSV is read without quoting, so a row is one line."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        yield number, line.removesuffix("\r").split("\t")
+
+
+def _csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(physical line a record starts on, fields): a quoted CSV field may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            return  # the table reader reports malformed quoting
+        yield start, fields

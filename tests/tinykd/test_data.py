@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from tests.conftest import file_task, write_config, write_tsv
+from tests.conftest import ROOT, file_task, sentiment_rows, write_config, write_tsv
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
 from tinykd.config import TaskConfig
@@ -164,3 +166,71 @@ def test_label_before_teacher_is_a_clear_error(sentiment_files, tmp_path, capsys
     config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)})
     assert main(["label", "--config", str(config), "--runs-dir", str(tmp_path / "runs")]) == 2
     assert "teacher/metrics.json: missing; run the 'teacher' stage first" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tinykd", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("row, found", [("0", 1), ("0\t差\t多", 3)])
+def test_a_tsv_row_with_too_few_or_too_many_fields_names_its_physical_line(sentiment_files, tmp_path, row, found):
+    # Line 4 after a blank line 3: the physical line in the file, not the row number.
+    sentiment_files["train"].write_text(f"label\ttext_a\n1\t好\n\n{row}\n1\t不错\n", encoding="utf-8")
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files, bad_rows="skip")}))
+    with pytest.raises(DataError) as caught:
+        data_stage.run(config, RunPaths(tmp_path / "run"))
+    assert str(caught.value) == (f"{sentiment_files['train']}:4: expected 2 tab-separated fields as in the header "
+                                 f"(label, text_a), found {found} (a missing field, or a separator inside a text)")
+
+
+def test_a_short_csv_row_names_its_line_after_a_multiline_field(tmp_path):
+    from tinykd.task_rows import check_field_counts
+
+    path = tmp_path / "a.csv"
+    path.write_text('label,text_a\n1,"多\n行"\n0\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}:4: expected 2 comma-separated fields as in the header "
+                                        r"\(label, text_a\), found 1"):
+        check_field_counts(path, "csv")
+    check_field_counts(tmp_path / "a.jsonl", "jsonl")  # other formats carry field names per row
+
+
+def test_a_short_tsv_row_through_the_cli(sentiment_files, tmp_path):
+    sentiment_files["test"].write_text("label\ttext_a\n1\t好\n0\n", encoding="utf-8")
+    config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)})
+    result = _cli("data", "--config", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (f"error: {sentiment_files['test']}:3: expected 2 tab-separated fields as in the header "
+                             "(label, text_a), found 1 (a missing field, or a separator inside a text)\n")
+
+
+def test_a_label_too_rare_for_the_stratified_dev_split_is_a_data_error(sentiment_files, tmp_path):
+    rows = [(0, text) for _, text in sentiment_rows(20)] + [(1, "很好。")]
+    write_tsv(sentiment_files["train"], rows)
+    files = {k: v for k, v in sentiment_files.items() if k != "dev"}
+    config = write_config(tmp_path / "c.yaml", {"task": file_task(files)})
+    result = _cli("data", "--config", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (f"error: {sentiment_files['train']}: label '1' has 1 row; task.source.dev_fraction 0.1 "
+                             "(the dev split, held out of train by label; or give task.source.dev) needs at least 2 "
+                             "rows of every label (add rows of that label, or drop it from the data and "
+                             "task.labels)\n")
+
+
+def test_a_split_too_small_for_every_label_on_each_side_is_a_data_error(sentiment_files, tmp_path):
+    write_tsv(sentiment_files["train"], sentiment_rows(10))  # dev_fraction 0.1 holds out 1 row for 2 labels
+    files = {k: v for k, v in sentiment_files.items() if k != "dev"}
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(files)}))
+    with pytest.raises(DataError, match=rf"{sentiment_files['train']}: task.source.dev_fraction 0.1 .* leaves 1 held "
+                                        r"out row\(s\) of 10 for 2 labels; a stratified split needs at least one row "
+                                        r"of every label on each side"):
+        data_stage.run(config, RunPaths(tmp_path / "run"))
+
+
+def test_a_row_cap_too_small_for_every_label_is_a_data_error(sentiment_files, tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files)}),
+                         ["task.max_rows.test=2", "task.max_rows.dev=3"])
+    data_stage.run(config, RunPaths(tmp_path / "ok"))  # 2 rows for 2 labels: one of each
+    write_tsv(sentiment_files["dev"], [(0, text) for _, text in sentiment_rows(9)] + [(1, "很好。")])
+    with pytest.raises(DataError, match=rf"{sentiment_files['dev']}: label '1' has 1 row; task.max_rows.dev 3 \(a "
+                                        r"stratified subsample of the dev split\) needs at least 2 rows of every label"):
+        data_stage.run(config, RunPaths(tmp_path / "run"))
