@@ -164,9 +164,9 @@ def budget_seq_len(config: Config, pairs: list[Pair]) -> int | None:
     return config.task.max_length if config.task.max_length in lengths else max(lengths)
 
 
-def request_sequence(config: Config, paths: RunPaths) -> RequestSequence:
+def request_sequence(config: Config, paths: RunPaths, batch_sizes: list[int] | None = None) -> RequestSequence:
     """The requests every cell serves: the first `bench.rows` test rows, shuffled with `bench.seed` and cut to a
-    multiple of every batch size (so each batch size splits a pass into whole calls)."""
+    multiple of every batch size (default `bench.batch_sizes`), so each splits a pass into whole calls."""
     path = require(paths.split("test"), "data")
     test = pd.read_parquet(path)
     columns = text_columns(config.task)
@@ -175,7 +175,7 @@ def request_sequence(config: Config, paths: RunPaths) -> RequestSequence:
         raise DataError(f"{path}: missing column(s) {missing}; re-run the 'data' stage")
     test = test.head(config.bench.rows)
     return RequestSequence.seeded(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None,
-                                  config.bench.batch_sizes, config.bench.seed)
+                                  batch_sizes or config.bench.batch_sizes, config.bench.seed)
 
 
 # ---- facts about each pair -----------------------------------------------------------------------------------

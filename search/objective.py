@@ -87,14 +87,15 @@ class EpochReporter:
 
 def quick_bench(config: Config, paths: RunPaths, model: str) -> dict[str, float]:
     """QPS and latency of `model` on `search.backend` at the budget's batch and threads (without a budget:
-    batch 1 at the first of bench.threads), raw text in, labels out, as the bench stage times a cell."""
+    batch 1 at the first of bench.threads), raw text in, labels out, as the bench stage times a cell: the
+    bench's seeded request sequence (cut for this batch alone) in whole passes, at least `bench.min_calls` calls."""
     search = config.search
     batch = config.budget.batch if config.budget else 1
     threads = config.budget.threads if config.budget else config.bench.threads[0]
     source = ModelSource.of(model, paths, config.task.kind == "pair")
     runner = load_runner(search.backend, source, paths.compressed(model, search.backend), threads)
     cell = Cell(model, search.backend, batch, config.task.max_length, threads)
-    figures = time_cell(source, runner, request_sequence(config, paths), cell, search.bench.warmup_s,
+    figures = time_cell(source, runner, request_sequence(config, paths, [batch]), cell, search.bench.warmup_s,
                         search.bench.duration_s, search.bench.repeats, config.bench.min_calls).figures()
     return {"qps": figures["qps"], "latency_ms": figures["p50_ms"], "p99_ms": figures["p99_ms"],
             "batch": batch, "threads": threads}

@@ -20,7 +20,7 @@ SMALL_DEFAULT = (
     "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
     "task.max_length=64", "teacher.epochs=3", "teacher.batch_size=16",
     "compress.calibration_rows=64", "bench.batch_sizes=[1,8]", "bench.rows=64", "bench.warmup_s=0.1",
-    "bench.duration_s=0.3", "bench.repeats=1",
+    "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8",
 )
 # A short sweep: the pairs, the report and the verdict are real; the timings are too short to quote.
 
@@ -90,7 +90,7 @@ def test_pair_task_runs_end_to_end(tmp_path):
         "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
         "teacher.epochs=1", "teacher.freeze_embeddings=true", "label.splits=[test]",
         "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.rows=32",
-        "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1",
+        "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8",
     )
     test = pd.read_parquet(tmp_path / "lcqmc" / "label" / "test.parquet")
     assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100

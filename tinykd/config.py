@@ -8,6 +8,7 @@ ignored option. Loading (YAML, line numbers, `--set` overrides, `${VAR:-default}
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -436,6 +437,15 @@ class BenchConfig(Section):
                            "is a percentile and not the maximum of a few calls (whole passes)")
     repeats: int = Field(default=3, ge=1)
     floor: bool = Field(default=True, description="also fit and time the TF-IDF + logistic regression floor")
+
+    @model_validator(mode="after")
+    def _rows_fill_every_batch_size(self) -> BenchConfig:
+        step = math.lcm(*self.batch_sizes)
+        if self.rows < step:
+            raise ValueError(f"rows {self.rows} cannot fill one call of each of batch_sizes {self.batch_sizes}: "
+                             f"every cell serves whole passes over the same requests, so rows must be at least "
+                             f"{step} (their least common multiple)")
+        return self
 
 
 class BudgetConfig(Section):

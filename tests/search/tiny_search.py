@@ -25,7 +25,8 @@ def search_section(**overrides) -> dict:
 def config_file(tmp_path: Path, files: dict[str, Path], **sections) -> Path:
     """A config whose search section is `search_section()` unless `search` is given."""
     return write_config(tmp_path / "c.yaml", {
-        "task": file_task(files), "students": [STUDENT], "bench": {"rows": 20, "threads": [1]},
+        "task": file_task(files), "students": [STUDENT],
+        "bench": {"rows": 20, "threads": [1], "batch_sizes": [1, 4], "min_calls": 4},
         "budget": {"qps": 1, "p99_ms": 10000, "batch": 1, "threads": 1},
         "search": search_section(), **sections})
 

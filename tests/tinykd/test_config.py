@@ -213,3 +213,13 @@ def test_a_budget_outside_the_bench_sweep_through_the_cli(sentiment_files, tmp_p
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == f"error: {path} (--set): budget.batch 8 is not one of bench.batch_sizes [1, 32]: the " \
                             "budget's cell would not be measured (add 8 to bench.batch_sizes)\n"
+
+
+def test_bench_rows_must_fill_one_call_of_every_batch_size(sentiment_files, tmp_path):
+    """Every cell serves whole passes over one request sequence, so it must split into whole calls of each size."""
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files),
+                                              "bench": {"rows": 20, "batch_sizes": [1, 8, 12]}})
+    line = path.read_text().splitlines().index("  rows: 20") + 1  # the section's check points at its first key
+    assert _error(path) == (f"{path}:{line}: bench: rows 20 cannot fill one call of each of batch_sizes [1, 8, 12]: "
+                            "every cell serves whole passes over the same requests, so rows must be at least 24 "
+                            "(their least common multiple)")
