@@ -117,7 +117,7 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
     dev_encoded, test_encoded = encode(dev, dev["label"].to_numpy()), encode(test, test["label"].to_numpy())
 
     outcome = train_small_student(spec, tokenizer, train_encoded, dev_encoded, dev["label"].to_numpy(),
-                                  len(names), pair=len(columns) == 2, on_epoch=on_epoch)
+                                  names, pair=len(columns) == 2, on_epoch=on_epoch)
     figures = {}
     for split, frame, encoded in (("dev", dev, dev_encoded), ("test", test, test_encoded)):
         started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 Each student is a `PreTrainedModel` (so `save_pretrained`/`from_pretrained` work) whose subclass only
 defines `encode(ids, mask) -> (B, D)`. A pair is encoded siamese-style, each text on its own, and
-classified from [u, v, |u - v|, u * v] — the standard matching features.
+classified from [u, v, |u - v|, u * v] — the standard matching features. The config carries the task's
+label names (`id2label`/`label2id`); their count is the head's width.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class SmallStudentConfig(PretrainedConfig):
         vocab_size: int = 2,
         embedding_dim: int = 128,
         hidden_size: int = 128,
-        num_labels: int = 2,
+        num_labels: int | None = None,
         pair: bool = False,
         kernel_sizes: tuple[int, ...] = (3, 4, 5),
         num_filters: int = 128,
@@ -39,7 +40,13 @@ class SmallStudentConfig(PretrainedConfig):
         self.num_filters = num_filters
         self.pooling = pooling
         self.dropout = dropout
-        super().__init__(num_labels=num_labels, **kwargs)
+        # transformers saves no `num_labels`, only `id2label`: a reload passes the saved map and no count. Passing
+        # a default count anyway would rebuild a 2-class head over a saved K-class one (the setter resets the map).
+        if num_labels is not None and "id2label" not in kwargs:
+            kwargs["num_labels"] = num_labels
+        elif num_labels is not None and len(kwargs["id2label"]) != num_labels:
+            raise ValueError(f"num_labels={num_labels} but id2label names {len(kwargs['id2label'])} labels")
+        super().__init__(**kwargs)
 
 
 class SmallStudent(PreTrainedModel):

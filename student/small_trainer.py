@@ -102,15 +102,17 @@ class TrainOutcome:
 
 
 def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, train: Encoded, dev: Encoded,
-                        dev_labels: np.ndarray, num_labels: int, pair: bool,
+                        dev_labels: np.ndarray, label_names: list[str], pair: bool,
                         on_epoch: Callable[[float], None] | None = None) -> TrainOutcome:
-    """`on_epoch(dev_accuracy)` runs after each epoch's dev evaluation (the search's pruner hook; it may raise
-    to stop training)."""
+    """`label_names`: the task's classes in id order (the head's width; saved as `id2label`, so the model reloads
+    with its classes named). `on_epoch(dev_accuracy)` runs after each epoch's dev evaluation (the search's pruner
+    hook; it may raise to stop training)."""
     torch.manual_seed(spec.seed)
     model = build_small_student(SmallStudentConfig(
         kind=spec.kind, vocab_size=len(tokenizer), embedding_dim=spec.embedding_dim, hidden_size=spec.hidden_size,
-        num_labels=num_labels, pair=pair, kernel_sizes=tuple(spec.kernel_sizes), num_filters=spec.num_filters,
-        pooling=spec.pooling, dropout=spec.dropout,
+        pair=pair, kernel_sizes=tuple(spec.kernel_sizes), num_filters=spec.num_filters, pooling=spec.pooling,
+        dropout=spec.dropout, id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
     ))
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     weights = spec.losses.model_dump()

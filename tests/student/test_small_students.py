@@ -78,3 +78,25 @@ def test_pair_students_take_two_texts(kind, tokenizer):
     assert out.logits.shape == (2, 3) and out.loss.ndim == 0
     with pytest.raises(ValueError, match="pass input_ids_b"):
         model(a, mask_a)
+
+
+@pytest.mark.parametrize("kind", sorted(SMALL_STUDENTS))
+def test_a_six_class_student_reloads_with_its_head_and_label_names(kind, tokenizer, tmp_path):
+    # transformers saves id2label but no num_labels: a reload once rebuilt a 2-class head over the 6-class weights.
+    names = ["billing", "delivery", "quality", "refund", "account", "other"]
+    torch.manual_seed(0)
+    model = build_small_student(SmallStudentConfig(
+        kind=kind, vocab_size=len(tokenizer), embedding_dim=16, hidden_size=8, num_filters=4,
+        id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})).eval()
+    ids, mask = _batch(tokenizer, TEXTS)
+    model.save_pretrained(tmp_path)
+    loaded = load_small_student(tmp_path).eval()
+    assert loaded.config.num_labels == 6 and loaded.config.id2label == dict(enumerate(names))
+    assert loaded.config.label2id == {n: i for i, n in enumerate(names)}
+    assert torch.equal(loaded(ids, mask).logits, model(ids, mask).logits)  # (4, 6): the trained head, not a new one
+
+
+def test_a_label_count_that_contradicts_the_label_names_is_refused():
+    assert SmallStudentConfig(num_labels=5).id2label == {i: f"LABEL_{i}" for i in range(5)}
+    with pytest.raises(ValueError, match="num_labels=3 but id2label names 2 labels"):
+        SmallStudentConfig(num_labels=3, id2label={0: "a", 1: "b"})
