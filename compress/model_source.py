@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from tinykd.artifacts import RunPaths, require
+from tinykd.artifacts import RunPaths, read_json, require
 from tinykd.errors import ArtifactError
 
 SMALL_TOKENIZER_FILE = "tinykd_tokenizer.json"
@@ -39,6 +39,12 @@ class ModelSource:
         require(directory / "config.json", paths.model_stage(name))
         family = "small" if (directory / SMALL_TOKENIZER_FILE).is_file() else "hf"
         return cls(name, directory, family, pair)
+
+    @cached_property
+    def label_names(self) -> list[str]:
+        """The saved model's classes in logit order (its `id2label`): one per logit of its head."""
+        id2label = read_json(self.directory / "config.json").get("id2label") or {"0": "LABEL_0", "1": "LABEL_1"}
+        return [id2label[key] for key in sorted(id2label, key=int)]
 
     def load_torch(self) -> PreTrainedModel:
         """The fp32 model in eval mode, on CPU."""

@@ -1,11 +1,12 @@
 """Stage `compress`: every model in `compress.models` through every backend in `compress.backends`.
 
 Each build is written to `compressed/<model>/<backend>/` atomically and judged on the test split with the
-same tokenization the benchmark uses: accuracy, its change vs the model's torch fp32 in points, agreement
-of predictions with fp32 and the largest logit difference. A backend that cannot run here (a missing
-package, no CUDA, no IPEX environment) or does not apply to the model's family (transformer fusions on a
-BOW student) is skipped with its reason. A build is reused while the model, the backend and the
-`compress` section are unchanged. Writes `compressed/summary.csv` and `summary.md`.
+same tokenization the benchmark uses: accuracy, macro-F1 and F1 per class (by the task's label names), the
+accuracy change vs the model's torch fp32 in points, agreement of predictions with fp32 and the largest logit
+difference. A backend that cannot run here (a missing package, no CUDA, no IPEX environment) or does not apply
+to the model's family (transformer fusions on a BOW student) is skipped with its reason. A build is reused
+while the model, the backend and the `compress` section are unchanged (one judged before F1 was recorded is
+judged again, not rebuilt). Writes `compressed/summary.csv` and `summary.md`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from compress.backend import BACKENDS, BuildContext, backend, cannot_run
 from compress.model_source import ModelSource
 from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
 from tinykd.config import Config
+from tinykd.errors import ArtifactError
+from tinykd.metrics import classification_metrics
 
 METRICS = "metrics.json"
 
@@ -106,16 +109,37 @@ def evaluate(runner, source: ModelSource, test: pd.DataFrame, max_length: int, b
     return logits
 
 
+def classification_figures(logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    """Accuracy, macro-F1 and F1 per class (keyed by label name) of test logits (N, K)."""
+    if logits.shape[1] != len(names):
+        raise ArtifactError(f"the model gives {logits.shape[1]} logits per row but the task declares {len(names)} "
+                            f"labels {names}; re-run the stage that trained it")
+    figures = classification_metrics(labels, logits.argmax(1), names)
+    return {"accuracy": figures["accuracy"], "macro_f1": figures["macro_f1"],
+            "per_class_f1": {name: row["f1"] for name, row in figures["per_class"].items()},
+            "per_class": figures["per_class"], "confusion_matrix": figures["confusion_matrix"]}
+
+
+def _check_head(source: ModelSource, names: list[str], stage: str) -> None:
+    """A saved model whose head is not one logit per declared class was trained for another label set."""
+    if len(source.label_names) != len(names):
+        raise ArtifactError(f"{source.directory}: a {len(source.label_names)}-class model, but the task declares "
+                            f"{len(names)} labels {names}; re-run the '{stage}' stage")
+
+
 def run(config: Config, paths: RunPaths) -> CompressResult:
     threads = config.compress.threads or os.cpu_count() or 1
     test = pd.read_parquet(require(paths.split("test"), "data"))
     labels = test["label"].to_numpy()
+    names = config.task.display_names
     pair = config.task.kind == "pair"
     jobs = [(model, name) for model in config.compressed_models for name in _order(config.compress.backends)]
     records, skipped, reused = [], [], 0
     for model in config.compressed_models:  # fail on a missing model before any work
         model_stamp(model, paths)
     sources = {model: ModelSource.of(model, paths, pair) for model in config.compressed_models}
+    for model, source in sources.items():
+        _check_head(source, names, paths.model_stage(model))
     bar = tqdm(jobs, desc="compress", unit="build")
     reference: dict[str, np.ndarray] = {}  # model -> its torch-fp32 test logits
     for model, name in bar:
@@ -129,6 +153,9 @@ def run(config: Config, paths: RunPaths) -> CompressResult:
         stamp = build_stamp(config, paths, model, name)
         if recorded_fingerprint(directory / METRICS) == stamp:
             metrics = read_json(directory / METRICS)
+            if "macro_f1" not in metrics["test"]:  # judged before F1 was recorded: judge the build again, not rebuild
+                metrics = _rejudge(config, source, name, directory, metrics, test, labels, threads,
+                                   reference.get(model))
             reused += 1
         else:
             metrics = _build_and_judge(config, paths, source, name, directory, stamp, test, labels, threads,
@@ -136,6 +163,7 @@ def run(config: Config, paths: RunPaths) -> CompressResult:
         if name == "torch-fp32":
             reference[model] = np.asarray(metrics["test"]["logits"], dtype=np.float32)
         records.append({"model": model, "backend": name, "accuracy": metrics["test"]["accuracy"],
+                        "macro_f1": metrics["test"]["macro_f1"],
                         "accuracy_change_pts": metrics["test"]["accuracy_change_pts"],
                         "agreement_with_fp32": metrics["test"]["agreement_with_fp32"],
                         "max_abs_logit_diff": metrics["test"]["max_abs_logit_diff_vs_fp32"],
@@ -159,29 +187,46 @@ def _build_and_judge(config: Config, paths: RunPaths, source: ModelSource, name:
         tmp.mkdir(parents=True)
         facts = module.build(source, tmp, context)
         build_seconds = time.perf_counter() - started
-        runner = module.load(source, tmp, threads)
-        logits = evaluate(runner, source, test, config.task.max_length, config.compress.eval_batch_size)
-        del runner
-        predictions = logits.argmax(1)
-        accuracy = float((predictions == labels).mean())
-        if fp32_logits is None:
-            fp32_logits = logits  # this is torch-fp32 itself
-        fp32_accuracy = float((fp32_logits.argmax(1) == labels).mean())
+        judged = _judge(config, source, module.load(source, tmp, threads), name, test, labels, fp32_logits)
         # A backend that writes no weights (torch-fp32, ipex: they load the fp32 directory) has the fp32 size.
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file() and f.suffix != ".json") or \
             sum(f.stat().st_size for f in source.directory.glob("*.safetensors"))
         metrics = {
             "fingerprint": stamp, "model": source.name, "backend": name, "family": source.family,
             "build": facts, "build_seconds": round(build_seconds, 2), "size_mb": size / 2**20, "threads": threads,
-            "test": {
-                "accuracy": accuracy, "rows": len(labels),
-                "accuracy_change_pts": 100 * (accuracy - fp32_accuracy),
-                "agreement_with_fp32": float((predictions == fp32_logits.argmax(1)).mean()),
-                "max_abs_logit_diff_vs_fp32": float(np.abs(logits - fp32_logits).max()),
-                "logits": logits.round(5).tolist() if name == "torch-fp32" else None,
-            },
+            "test": judged,
         }
         write_json(tmp / METRICS, metrics)
+    return metrics
+
+
+def _judge(config: Config, source: ModelSource, runner, name: str, test: pd.DataFrame, labels: np.ndarray,
+           fp32_logits: np.ndarray | None) -> dict:
+    """The `test` section of a build's metrics: its figures on the test split and how far it is from fp32."""
+    logits = evaluate(runner, source, test, config.task.max_length, config.compress.eval_batch_size)
+    del runner
+    figures = classification_figures(logits, labels, config.task.display_names)
+    if fp32_logits is None:
+        fp32_logits = logits  # this is torch-fp32 itself
+    fp32_accuracy = float((fp32_logits.argmax(1) == labels).mean())
+    predictions = logits.argmax(1)
+    return {
+        "accuracy": figures["accuracy"], "macro_f1": figures["macro_f1"], "per_class_f1": figures["per_class_f1"],
+        "rows": len(labels),
+        "accuracy_change_pts": 100 * (figures["accuracy"] - fp32_accuracy),
+        "agreement_with_fp32": float((predictions == fp32_logits.argmax(1)).mean()),
+        "max_abs_logit_diff_vs_fp32": float(np.abs(logits - fp32_logits).max()),
+        "per_class": figures["per_class"], "confusion_matrix": figures["confusion_matrix"],
+        "logits": logits.round(5).tolist() if name == "torch-fp32" else None,
+    }
+
+
+def _rejudge(config: Config, source: ModelSource, name: str, directory: Path, metrics: dict, test: pd.DataFrame,
+             labels: np.ndarray, threads: int, fp32_logits: np.ndarray | None) -> dict:
+    """Add the figures an older compress run did not record to an up-to-date build, from the build as it is."""
+    runner = backend(name).load_module().load(source, directory, threads)
+    metrics = metrics | {"test": _judge(config, source, runner, name, test, labels, fp32_logits)}
+    write_json(directory / METRICS, metrics)
     return metrics
 
 
@@ -191,6 +236,7 @@ def _write_tables(paths: RunPaths, table: pd.DataFrame, skipped: list[tuple[str,
     with atomic_path(root / "summary.csv") as tmp:
         table.to_csv(tmp, index=False)
     shown = table.assign(accuracy=table["accuracy"].map(lambda v: f"{100 * v:.2f} %"),
+                         macro_f1=table["macro_f1"].map(lambda v: f"{v:.4f}"),
                          accuracy_change_pts=table["accuracy_change_pts"].map(lambda v: f"{v:+.2f}"),
                          agreement_with_fp32=table["agreement_with_fp32"].map(lambda v: f"{100 * v:.2f} %"),
                          size_mb=table["size_mb"].map(lambda v: f"{v:.2f}"))
