@@ -3,10 +3,13 @@
 Every number comes from the bench rows (accuracy there is what the compress stage measured on the test
 split for that backend), so the report cannot disagree with the results file. The main table is taken at
 the *reference cell* — the budget's batch, threads and sequence length, or without a budget the largest
-batch at the most threads — and says per model × backend: accuracy, its change vs the same model in torch
-fp32, parameters, size on disk, QPS, p99, speed-up over the teacher's torch fp32 at that cell, speed-up
-over the teacher on the same backend (the figure a GPU run, which has no CPU fp32 row, is read by), and the
-verdict. Writes `report/report.md`, a self-contained `report/report.html` (plots embedded) and the PNGs.
+batch at the most threads — and says per model × backend: accuracy, macro-F1, its accuracy change vs the same
+model in torch fp32, parameters, size on disk, QPS, p99, speed-up over the teacher's torch fp32 at that cell,
+speed-up over the teacher on the same backend (the figure a GPU run, which has no CPU fp32 row, is read by), and
+the verdict. Macro-F1 and the F1 of each class (a table per class × model, at torch fp32) are the compress
+stage's figures for the same builds, read from the bench rows when they carry them, else from
+`compressed/<model>/<backend>/metrics.json`. Writes `report/report.md`, a self-contained `report/report.html`
+(plots embedded) and the PNGs.
 """
 
 from __future__ import annotations
@@ -91,6 +94,44 @@ def comparison_table(rows: pd.DataFrame, cell: ReferenceCell) -> pd.DataFrame:
     return at
 
 
+def _compress_test_figures(paths: RunPaths, model: str, backend: str) -> dict:
+    """The `test` section of a build's compress metrics ({} when there is none: the floor, an older run)."""
+    path = paths.compressed(model, backend) / "metrics.json"
+    test = read_json(path).get("test") if path.is_file() else None
+    return test if isinstance(test, dict) else {}
+
+
+def with_macro_f1(table: pd.DataFrame, paths: RunPaths) -> pd.DataFrame:
+    """`macro_f1` per row: the bench row's own where it has one, else its build's compress metrics (NaN if none)."""
+    recorded = table["macro_f1"] if "macro_f1" in table else pd.Series(math.nan, index=table.index)
+    from_compress = [_compress_test_figures(paths, r.model, r.backend).get("macro_f1", math.nan)
+                     for r in table.itertuples()]
+    return table.assign(macro_f1=recorded.fillna(pd.Series(from_compress, index=table.index, dtype=float)))
+
+
+def per_class_f1_table(table: pd.DataFrame, paths: RunPaths, names: list[str]) -> pd.DataFrame:
+    """F1 of each declared class (rows, with its test support) for each model of the table (columns), at torch
+    fp32 (else the model's first backend in the table), from its compress metrics; the last row is macro-F1."""
+    columns, support = {}, None
+    for model, rows in table.groupby("model", sort=False):
+        backend = "torch-fp32" if (rows["backend"] == "torch-fp32").any() else rows["backend"].iat[0]
+        test = _compress_test_figures(paths, model, backend)
+        if "per_class_f1" not in test:
+            continue
+        f1 = test["per_class_f1"]
+        label = model if backend == "torch-fp32" else f"{model} ({backend})"
+        columns[label] = [f"{f1[n]:.3f}" if n in f1 else "–" for n in names] + [f"{test['macro_f1']:.3f}"]
+        per_class = test.get("per_class") or {}
+        if support is None and per_class:
+            support = [str(per_class.get(n, {}).get("support", "–")) for n in names] + [str(test.get("rows", ""))]
+    if not columns:
+        return pd.DataFrame()
+    out = pd.DataFrame({"class": [*names, "macro-F1"]})
+    if support is not None:
+        out["test rows"] = support
+    return out.assign(**columns)
+
+
 def _verdicts(paths: RunPaths) -> pd.DataFrame | None:
     path = paths.bench_dir / "verdicts.csv"
     return pd.read_csv(path) if path.is_file() else None
@@ -104,6 +145,7 @@ def _display(table: pd.DataFrame, verdicts: pd.DataFrame | None) -> pd.DataFrame
     out = pd.DataFrame({
         "model": table["model"], "backend": table["backend"],
         "accuracy": table["accuracy"].map(pct),
+        "macro-F1": table["macro_f1"].map(lambda v: "–" if pd.isna(v) else f"{v:.3f}"),
         "Δ vs fp32 (pts)": table["accuracy_change_pts"].map(lambda v: "–" if pd.isna(v) else f"{v:+.2f}"),
         "of teacher": table["of_teacher"].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f} %"),
         "params (M)": table["params"].map(lambda v: f"{v / 1e6:.2f}" if v >= 1e4 else f"{v / 1e6:.4f}"),
@@ -149,9 +191,15 @@ def _environment_lines(document: dict, rows: pd.DataFrame) -> list[str]:
             f"- bench run {document.get('timestamp')}, config hash {document.get('config_hash')}"]
 
 
+PER_CLASS_TITLE = "F1 per class"
+PER_CLASS_TEXT = ("Test split, each model in torch fp32 (its first benchmarked backend when it has no fp32 row): "
+                  "F1 of every declared class, its test rows, and their unweighted mean, macro-F1 — the figure "
+                  "that shows a model which neglects a small class, where accuracy does not.")
+
+
 def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                        document: dict, rows: pd.DataFrame, front: pd.DataFrame,
-                       search: SearchSection | None = None) -> str:
+                       search: SearchSection | None = None, per_class: pd.DataFrame | None = None) -> str:
     budget = config.budget
     lines = [f"# tinykd report: {config.task.name}", ""]
     ship = (document.get("ship") or {}).get("line")
@@ -161,13 +209,16 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
     else:
         lines += ["No `budget:` section: figures without a verdict.", ""]
     lines += [f"## Teacher vs students ({cell.label()})", "",
-              "Accuracy: test split, per backend (compress stage). QPS: requests (rows) per second end to end — "
+              "Accuracy and macro-F1: test split, per backend (compress stage). "
+              "QPS: requests (rows) per second end to end — "
               "tokenizer included, one call in flight — median of the repeats; p99 per call. Speed-up: QPS over "
               "the teacher's torch fp32 at this cell; 'vs teacher, same backend': over the teacher served the "
               "same way. The TF-IDF + logistic regression row is the floor.", "",
               shown.to_markdown(index=False), "",
               "Pareto front (no other row is both faster and more accurate): "
               + ", ".join(f"{r.model}/{r.backend}" for r in front.itertuples()) + ".", ""]
+    if per_class is not None and len(per_class):
+        lines += [f"## {PER_CLASS_TITLE}", "", PER_CLASS_TEXT, "", per_class.to_markdown(index=False), ""]
     for name, caption in PLOTS.items():
         lines += [f"![{caption}]({name})", "", f"*{caption}*", ""]
     lines += [f"## {PEAK_TITLE}", "",
@@ -187,7 +238,7 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
 
 def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                    document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path,
-                   search: SearchSection | None = None) -> str:
+                   search: SearchSection | None = None, per_class: pd.DataFrame | None = None) -> str:
     esc = html.escape
     budget = config.budget
     ship = (document.get("ship") or {}).get("line")
@@ -208,12 +259,16 @@ def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, sho
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(markdown_title)}</title>"
             f"<style>{style}</style></head><body><h1>{esc(markdown_title)}</h1>{verdict}"
             f"<h2>Teacher vs students ({esc(cell.label())})</h2>"
-            "<p>Accuracy: test split, per backend. QPS: rows per second end to end (tokenizer included, one call in "
+            "<p>Accuracy and macro-F1: test split, per backend. QPS: rows per second end to end (tokenizer included, one call in "
             "flight), median of the repeats; p99 per call. Speed-up over the teacher's torch fp32 at this cell, "
             "and over the teacher on the same backend. "
             "The TF-IDF + logistic regression row is the floor.</p>"
             f"{shown.to_html(index=False, escape=True, border=0)}"
-            f"<p>Pareto front: {esc(', '.join(f'{r.model}/{r.backend}' for r in front.itertuples()))}.</p>{images}"
+            f"<p>Pareto front: {esc(', '.join(f'{r.model}/{r.backend}' for r in front.itertuples()))}.</p>"
+            + (f"<h2>{PER_CLASS_TITLE}</h2><p>{esc(PER_CLASS_TEXT)}</p>"
+               f"{per_class.to_html(index=False, escape=True, border=0)}" if per_class is not None and len(per_class)
+               else "")
+            + f"{images}"
             f"<h2>{PEAK_TITLE}</h2>{peak.to_html(index=False, escape=True, border=0)}"
             + (search.html() if search is not None else "")
             + (f"<h2>Not measured</h2><ul>{skipped}</ul>" if skipped else "")
@@ -225,8 +280,9 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     document = read_json(require(paths.bench_dir / "results.json", "bench"))
     rows = _order(rows, config)
     cell = reference_cell(config, rows)
-    table = comparison_table(rows, cell)
+    table = with_macro_f1(comparison_table(rows, cell), paths)
     shown = _display(table, _verdicts(paths))
+    per_class = per_class_f1_table(table, paths, config.task.display_names)
     front = pareto_front(table)
     out = paths.report_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -239,9 +295,10 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     search = search_section(paths, config.search.study_name if config.search else None)  # None before `make search`
     title = f"tinykd report: {config.task.name}"
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search), encoding="utf-8")
+        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search, per_class),
+                       encoding="utf-8")
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search),
+        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search, per_class),
                        encoding="utf-8")
     decision = (document.get("ship") or {}).get("line") or "no budget section: no verdict"
     return ReportResult(out / "report.md", decision)
