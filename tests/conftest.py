@@ -50,6 +50,74 @@ def sentiment_files(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+# A 4-class task as a new user brings it: string labels, a header with its own column names (and one column
+# tinykd does not read), classes a little imbalanced. The class is given by one cue word.
+TOPICS = {
+    "billing": ["扣费", "账单", "发票", "收费"],
+    "delivery": ["物流", "送货", "配送", "运输"],
+    "quality": ["做工", "破损", "褪色", "开裂"],
+    "refund": ["退款", "退钱", "返还", "退货"],
+}
+TOPIC_SHARES = (0.4, 0.25, 0.2, 0.15)
+TOPIC_FILLER = ["订单", "这次", "商品", "昨天", "客服", "问题", "还是", "真的", "一直", "我的"]
+
+
+def topic_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(category, review) rows of the 4-class topic task: 40/25/20/15 % of the rows per class, shuffled."""
+    rng = random.Random(seed)
+    counts = [round(share * n) for share in TOPIC_SHARES]
+    counts[0] += n - sum(counts)
+    labels = [label for label, count in zip(TOPICS, counts) for _ in range(count)]
+    rng.shuffle(labels)
+    rows = []
+    for label in labels:
+        words = rng.sample(TOPIC_FILLER, 3)
+        words.insert(rng.randrange(4), rng.choice(TOPICS[label]))
+        rows.append((label, "".join(words) + "。"))
+    return rows
+
+
+def write_topic_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """A TSV with a header `id, category, review`: the label column first, under the task's own names."""
+    lines = "".join(f"{i}\t{label}\t{text}\n" for i, (label, text) in enumerate(rows))
+    path.write_text("id\tcategory\treview\n" + lines, encoding="utf-8")
+    return path
+
+
+def topic_task(files: dict[str, Path], **task_overrides) -> dict:
+    """The task section of the 4-class topic task: renamed columns, string labels with display names."""
+    task = {
+        "name": "topics",
+        "kind": "single",
+        "source": {"type": "files", "format": "tsv", **{k: str(v) for k, v in files.items()}},
+        "columns": {"text_a": "review", "label": "category"},
+        "labels": list(TOPICS),
+        "label_names": ["billing-issue", "late-delivery", "poor-quality", "refund-request"],
+        "max_length": 32,
+    }
+    task.update(task_overrides)
+    return task
+
+
+@pytest.fixture
+def topic_files(tmp_path: Path) -> dict[str, Path]:
+    """train/dev/test TSVs of the 4-class topic task (240/80/80 rows)."""
+    return {
+        "train": write_topic_tsv(tmp_path / "train.tsv", topic_rows(240, seed=0)),
+        "dev": write_topic_tsv(tmp_path / "dev.tsv", topic_rows(80, seed=1)),
+        "test": write_topic_tsv(tmp_path / "test.tsv", topic_rows(80, seed=2)),
+    }
+
+
+@pytest.fixture
+def topic_teacher(tmp_path_factory) -> Path:
+    """A tiny random 2-label BERT whose character vocabulary covers the topic task (the teacher stage re-heads it)."""
+    from tests.tiny_models import save_tiny_teacher
+
+    texts = [text for seed in (0, 1, 2) for _, text in topic_rows(240, seed)]
+    return save_tiny_teacher(tmp_path_factory.mktemp("topic_teacher"), texts)
+
+
 def file_task(files: dict[str, Path], **task_overrides) -> dict:
     task = {
         "name": "tiny",
