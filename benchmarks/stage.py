@@ -182,6 +182,12 @@ def request_sequence(config: Config, paths: RunPaths, batch_sizes: list[int] | N
 
 def recorded_accuracy(path: Path) -> float:
     """Test accuracy the compress stage wrote (`test.accuracy` nested or dotted, or `accuracy`); NaN if absent."""
+    return recorded_test_figure(path, "accuracy")
+
+
+def recorded_test_figure(path: Path, key: str) -> float:
+    """A test-split figure (`accuracy`, `macro_f1`) the compress stage wrote: `test.<key>` nested or dotted, or
+    `<key>`; NaN if absent."""
     if not path.is_file():
         return math.nan
     try:
@@ -191,8 +197,8 @@ def recorded_accuracy(path: Path) -> float:
     if not isinstance(metrics, dict):
         return math.nan
     test = metrics.get("test")
-    for value in ((test or {}).get("accuracy") if isinstance(test, dict) else None,
-                  metrics.get("test.accuracy"), metrics.get("accuracy")):
+    for value in ((test or {}).get(key) if isinstance(test, dict) else None,
+                  metrics.get(f"test.{key}"), metrics.get(key)):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return math.nan
@@ -313,8 +319,9 @@ def floor_rows(config: Config, paths: RunPaths, requests: RequestSequence, env: 
     """The TF-IDF + logistic regression floor, fitted on the gold train rows, judged on test, timed like the rest
     (after the neural cells; it is a reference, not a contender whose ratio to the teacher is claimed)."""
     pair = config.task.kind == "pair"
-    floor = TfidfFloor.fit(pd.read_parquet(require(paths.split("train"), "data")), pair)
-    accuracy = floor.accuracy(pd.read_parquet(paths.split("test")))
+    floor = TfidfFloor.fit(pd.read_parquet(require(paths.split("train"), "data")), pair,
+                           num_labels=len(config.task.labels))
+    judged = floor.metrics(pd.read_parquet(paths.split("test")), config.task.display_names)
     records, bench = [], config.bench
     for threads in bench.threads:
         for batch in bench.batch_sizes:
@@ -328,7 +335,8 @@ def floor_rows(config: Config, paths: RunPaths, requests: RequestSequence, env: 
             records.append({
                 **asdict(cell), "device": "cpu", "repeats": bench.repeats, **CellTiming(cell, tuple(windows)).figures(),
                 "size_mb": floor.size_mb, "params": int(floor.classifier.coef_.size + floor.classifier.intercept_.size),
-                "accuracy": accuracy, "requests_digest": requests.digest(), **_environment_columns(env),
+                "accuracy": judged["accuracy"], "macro_f1": judged["macro_f1"], "requests_digest": requests.digest(),
+                **_environment_columns(env),
                 "config_hash": fingerprint(config), "timestamp": started,
             })
     frame = pd.DataFrame(records)
@@ -360,6 +368,7 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
             "size_mb": artifact_size_mb(artifact, sources[cell.model].directory),
             "params": forward.params,
             "accuracy": recorded_accuracy(artifact / "metrics.json"),
+            "macro_f1": recorded_test_figure(artifact / "metrics.json", "macro_f1"),
             "requests_digest": requests.digest(),
             "model_flops": forward.model_flops,
             "achieved_gflops": forward.achieved_gflops,
@@ -437,8 +446,9 @@ def _stamp(config: Config, paths: RunPaths, pairs: list[Pair], env: dict) -> str
     return fingerprint(config.task, config.bench, config.budget, config.compress, built, machine)
 
 
-def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult | UpToDate:
-    """Time every cell and write the results; `footprint=False` skips the per-pair memory processes (NaN RSS).
+def run(config: Config, paths: RunPaths, footprint: bool | None = None) -> BenchResult | UpToDate:
+    """Time every cell and write the results; `footprint=False` (default: `bench.footprint`) skips the per-pair
+    memory processes (NaN RSS).
 
     Skipped when results.json records the same sweep, budget, built artifacts, machine and library versions
     (delete `bench/` or change the config to measure again)."""
@@ -454,6 +464,7 @@ def run(config: Config, paths: RunPaths, footprint: bool = True) -> BenchResult 
     env = environment()
 
     none = Footprint(math.nan, math.nan, math.nan)
+    footprint = config.bench.footprint if footprint is None else footprint
     footprints = {p: measure_footprint(_footprint_spec(sources[p.model], p, paths, requests, config))
                   if footprint else none for p in pairs}
     timings, peaks = time_cells(config, paths, sources, pairs, requests)  # peaks: (device, threads) -> GemmPeak

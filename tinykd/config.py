@@ -437,6 +437,8 @@ class BenchConfig(Section):
                            "is a percentile and not the maximum of a few calls (whole passes)")
     repeats: int = Field(default=3, ge=1)
     floor: bool = Field(default=True, description="also fit and time the TF-IDF + logistic regression floor")
+    footprint: bool = Field(default=True, description="measure each model x backend's peak RSS in a child process "
+                            "(a few seconds per pair); false: NaN memory columns")
 
     @model_validator(mode="after")
     def _rows_fill_every_batch_size(self) -> BenchConfig:

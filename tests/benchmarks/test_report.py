@@ -35,6 +35,10 @@ def test_report_tables_match_the_bench_results_and_embed_the_plots(tmp_path, sen
     student_line = next(l for l in markdown.splitlines() if l.startswith("| tiny-s "))
     speedup = at.loc["tiny-s", "qps"] / at.loc["teacher", "qps"]
     assert f"{speedup:,.1f}×" in student_line
+    assert f"{speedup:,.1f}× (torch-fp32)" in student_line  # the teacher's fastest backend: its only one here
+    served = at.loc["tiny-s"]
+    assert f"| {int(served['requests']):,} ({int(served['passes'])} pass" in student_line
+    assert "Every row served the same requests" in markdown
     assert "**Verdict:** ship" in markdown and "Pareto front" in markdown and "- CPU: " in markdown
 
     for name in report.PLOTS:
@@ -56,13 +60,29 @@ def test_report_without_bench_results_says_which_stage_to_run(tmp_path, sentimen
 
 def test_a_run_without_the_teacher_in_fp32_is_read_against_the_teacher_on_the_same_backend():
     rows = pd.DataFrame([  # a GPU-only sweep: no torch-fp32 row to measure speed-up from
-        {"model": m, "backend": b, "batch": 8, "threads": 8, "seq_len": 256, "qps": q, "accuracy": 0.9}
+        {"model": m, "backend": b, "batch": 8, "threads": 8, "seq_len": 256, "qps": q, "accuracy": 0.9, "device": "cuda"}
         for m, b, q in (("teacher", "torch-fp16-cuda", 500.0), ("teacher", "torch-compile-cuda", 1000.0),
                         ("tiny", "torch-fp16-cuda", 1000.0), ("tiny", "torch-compile-cuda", 1500.0))])
     table = report.comparison_table(rows, report.ReferenceCell(8, 8, 256)).set_index(["model", "backend"])
     assert table["speedup"].isna().all()
     assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_same_backend"] == 2.0
     assert table.loc[("tiny", "torch-compile-cuda"), "speedup_same_backend"] == 1.5
+    # Over the teacher's fastest backend (compile, 1000 qps) whatever the student's backend.
+    assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_best"] == 1.0
+    assert table.loc[("tiny", "torch-compile-cuda"), "speedup_best"] == 1.5
+
+
+def test_a_share_of_the_peak_over_100_percent_in_fp32_is_shown_as_a_measurement_error():
+    rows = pd.DataFrame([
+        {"model": "teacher", "backend": "torch-fp32", "threads": 2, "batch": 1, "model_qps": 30.0,
+         "achieved_gflops": 130.0, "gemm_gflops": 89.0, "device": "cpu", "fraction_of_peak": 130 / 89,
+         "best_batch": True, "peak_measurement_error": True},
+        {"model": "teacher", "backend": "onnx-int8-dynamic", "threads": 2, "batch": 1, "model_qps": 90.0,
+         "achieved_gflops": 300.0, "gemm_gflops": 200.0, "device": "cpu", "fraction_of_peak": 1.5,
+         "best_batch": True, "peak_measurement_error": False},  # int8: an effective rate may pass 100 %
+    ])
+    shares = list(report._peak_table(rows)["of peak"])
+    assert shares[0].startswith("measurement error (146 % > 100 %") and shares[1] == "150.0 %"
 
 
 def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_path):
