@@ -174,11 +174,17 @@ def _display(table: pd.DataFrame, verdicts: pd.DataFrame | None) -> pd.DataFrame
             if (r.model, r.backend) not in key.index:
                 return "–"
             v = key.loc[(r.model, r.backend)]
-            word = "meets" if bool(v["meets"]) else "misses"
-            alone = "one process" if bool(v.get("meets_alone", v["meets"])) else f"{int(v['processes'])} processes"
-            machines = int(v.get("machines", 1))
-            return (f"{word} (p99 {v['p99_margin_ms']:+.1f} ms; {alone}, {int(v['cores'])} cores, "
-                    f"{machines} machine{'s' if machines > 1 else ''})")
+            margin = v["p99_margin_ms"]
+            p99 = f"p99 {abs(margin):.1f} ms {'under' if margin >= 0 else 'over'}"
+            processes, machines = int(v["processes"]), int(v.get("machines", 1))
+            fleet = (f"{processes} process{'es' if processes > 1 else ''}, {int(v['cores'])} cores, "
+                     f"{machines} machine{'s' if machines > 1 else ''}")
+            allowed = v.get("allowed_machines")
+            if bool(v["meets"]):
+                return f"meets ({p99}; {fleet})"
+            if margin < 0:
+                return f"misses: {p99} ({fleet} for the QPS)"
+            return f"misses: needs {fleet}, {int(allowed)} machine(s) allowed ({p99})"
         out["verdict"] = [verdict(r) for r in table.itertuples()]
     return out
 

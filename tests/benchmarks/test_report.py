@@ -117,3 +117,24 @@ def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_
     (directory / "pareto_front.png").rename(named / "pareto_front.png")
     assert search_section(paths) is None and "](../search/wider/pareto_front.png)" in "\n".join(
         search_section(paths, "wider").markdown())  # a named study's section links to its own directory
+
+
+def test_the_verdict_column_says_which_bound_a_pair_misses():
+    from benchmarks.budget import judge
+    from tinykd.config import BudgetConfig
+
+    budget = BudgetConfig(qps=1000, p99_ms=20, batch=8, threads=2)  # one 2-core machine: one process
+
+    def cell(model, qps, p99):
+        return {"model": model, "backend": "onnx-fp32", "device": "cpu", "batch": 8, "threads": 2, "seq_len": 96,
+                "accuracy": 0.8, "qps": qps, "p99_ms": p99}
+
+    rows = [cell("fast", 2000.0, 8.0), cell("slow-p99", 1500.0, 30.0), cell("one-short", 900.0, 16.5)]
+    verdicts = pd.DataFrame([judge(r, budget, machine_cores=2).record() for r in rows])
+    table = pd.DataFrame([r | {"macro_f1": 0.8, "accuracy_change_pts": 0.0, "of_teacher": 1.0, "params": 1e6,
+                               "size_mb": 1.0, "requests": 512, "passes": 1, "speedup": 2.0, "speedup_best": 1.0,
+                               "teacher_best_backend": "onnx-fp32", "speedup_same_backend": 2.0} for r in rows])
+    shown = report._display(table, verdicts).set_index("model")["verdict"]
+    assert shown["fast"] == "meets (p99 12.0 ms under; 1 process, 2 cores, 1 machine)"
+    assert shown["slow-p99"] == "misses: p99 10.0 ms over (1 process, 2 cores, 1 machine for the QPS)"
+    assert shown["one-short"] == "misses: needs 2 processes, 4 cores, 2 machines, 1 machine(s) allowed (p99 3.5 ms under)"
