@@ -16,6 +16,18 @@ and are bound by the tokenizer, not the device).
 
     python -m benchmarks.device_carry pack --config configs/chnsenticorp.yaml --out .carry teacher tiny4l384
     python -m benchmarks.device_carry unpack .carry --runs-dir runs-gpu
+
+Training on the GPU goes the other way: `base` packs the configured teacher base, pruned to the vocabulary of
+the task's splits *and* its augmented rows (so the teacher, the labels and the students see every text
+exactly as with the full vocabulary), int8 as above; `grow` turns such a bundle back into an fp32
+save_pretrained dir (deterministically: the same bytes here and there, so the teacher's fingerprint agrees);
+`shrink` stores trained model dirs at ~2 bytes a parameter (fp16; `--int8 NAME` for tensors that were frozen
+at int8 values, such as the teacher's word embeddings) for the trip back (docs/results.md, "Trained on a GPU").
+
+    python -m benchmarks.device_carry base --config configs/chnsenticorp.yaml --out .gpu/base
+    python -m benchmarks.device_carry grow .gpu/base                     # there, and here after the trip
+    python -m benchmarks.device_carry shrink runs/chnsenticorp/students/tiny4l384/model   # there
+    python -m benchmarks.device_carry grow runs/chnsenticorp/students/tiny4l384/model     # here
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -47,11 +60,13 @@ MIN_QUANTIZED = 4096  # smaller 2-D tensors (classifier heads) stay fp16
 
 # ---- int8 storage --------------------------------------------------------------------------------------------
 
-def quantize_rows(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """2-D float tensors -> int8 + one fp32 scale per row (symmetric); other floats -> fp16; ints unchanged."""
+def quantize_rows(state: dict[str, torch.Tensor], int8: Callable[[str], bool] = lambda name: True
+                  ) -> dict[str, torch.Tensor]:
+    """2-D float tensors named by `int8` -> int8 + one fp32 scale per row (symmetric); other floats -> fp16;
+    ints unchanged. Re-quantizing a row that already holds int8 values times one scale gives them back."""
     out = {}
     for name, tensor in state.items():
-        if tensor.is_floating_point() and tensor.dim() == 2 and tensor.numel() >= MIN_QUANTIZED:
+        if tensor.is_floating_point() and tensor.dim() == 2 and tensor.numel() >= MIN_QUANTIZED and int8(name):
             scale = tensor.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0  # (rows, 1)
             out[name] = torch.round(tensor / scale).clamp(-127, 127).to(torch.int8).contiguous()
             out[name + SCALE_SUFFIX] = scale.float().contiguous()
@@ -153,6 +168,59 @@ def pack(config_path: str, overrides: list[str], models: list[str], out: Path, r
     return manifest
 
 
+# ---- a teacher base out, trained models back -------------------------------------------------------------------
+
+def pack_base(config_path: str, overrides: list[str], out: Path, runs_dir: str | None) -> dict:
+    """The configured teacher base, its vocabulary cut to the task's splits and augmented rows, int8 (a bundle
+    model dir, as `pack` writes one): what a GPU machine fine-tunes the teacher from (`grow` it there)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
+    from teacher.checkpoints import resolve_base
+
+    config = load_config(config_path, overrides)
+    paths = RunPaths.for_task(config.task.name, runs_dir)
+    texts = _task_texts(config, paths)
+    if config.augment is not None:
+        augmented = pd.read_parquet(require(paths.augmented, "augment"))
+        for column in text_columns(config.task):
+            texts += augmented[column].astype(str).tolist()
+    base = resolve_base(config.teacher.base)
+    model, tokenizer = AutoModel.from_pretrained(base), AutoTokenizer.from_pretrained(base)
+    keep = used_token_ids(tokenizer, texts)
+    facts = {"base": config.teacher.base, "vocabulary_before": len(tokenizer), "vocabulary": len(keep),
+             "texts": len(texts)}
+    tokenizer, model = prune_tokenizer(tokenizer, keep), prune_embeddings(model, keep)
+    with atomic_path(out) as tmp, tempfile.TemporaryDirectory() as scratch:
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(tmp)
+        shutil.copy2(Path(scratch) / "config.json", tmp / "config.json")
+        save_file(quantize_rows(load_file(Path(scratch) / "model.safetensors")), tmp / WEIGHTS,
+                  metadata={"format": "pt"})
+        facts["bundle_mb"] = round(sum(f.stat().st_size for f in tmp.iterdir()) / 2**20, 1)
+        write_json(tmp / MANIFEST, facts)
+    return facts
+
+
+def shrink(directory: Path, int8: tuple[str, ...] = ()) -> None:
+    """Replace a model dir's fp32 `model.safetensors` by fp16 storage (int8 rows for tensors whose name contains
+    one of `int8`), in place; `grow` undoes it."""
+    state = load_file(require(directory / "model.safetensors", "a trained model"))
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(quantize_rows(state, lambda name: any(part in name for part in int8)), tmp,
+                  metadata={"format": "pt"})
+    (directory / "model.safetensors").unlink()
+
+
+def grow(directory: Path) -> None:
+    """Turn a bundle model dir (int8/fp16 `weights.int8.safetensors`) into an fp32 save_pretrained dir, in place."""
+    stored = load_file(require(directory / WEIGHTS, "a carried model (device_carry base/shrink)"))
+    with atomic_path(directory / "model.safetensors") as tmp:
+        save_file(dequantize_rows(stored), tmp, metadata={"format": "pt"})
+    (directory / WEIGHTS).unlink()
+    (directory / MANIFEST).unlink(missing_ok=True)
+
+
 # ---- unpack ----------------------------------------------------------------------------------------------------
 
 def _dequantize_into(bundle_model: Path, directory: Path) -> None:
@@ -190,10 +258,28 @@ def main(argv: list[str] | None = None) -> int:
     u = verbs.add_parser("unpack", help="lay a bundle out as a run directory")
     u.add_argument("bundle", type=Path)
     u.add_argument("--runs-dir")
+    b = verbs.add_parser("base", help="the teacher base pruned to the task's texts, int8: to fine-tune on a GPU")
+    b.add_argument("--config", required=True)
+    b.add_argument("--set", dest="overrides", action="append", default=[])
+    b.add_argument("--out", required=True, type=Path)
+    b.add_argument("--runs-dir")
+    s = verbs.add_parser("shrink", help="store trained model dirs as fp16 (in place) for the trip back")
+    s.add_argument("directories", nargs="+", type=Path)
+    s.add_argument("--int8", action="append", default=[], help="tensors whose name contains this go int8")
+    g = verbs.add_parser("grow", help="turn carried model dirs back into fp32 save_pretrained dirs (in place)")
+    g.add_argument("directories", nargs="+", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.verb == "pack":
             pack(args.config, args.overrides, args.models, args.out, args.runs_dir, not args.no_accuracy)
+        elif args.verb == "base":
+            print(pack_base(args.config, args.overrides, args.out, args.runs_dir))
+        elif args.verb == "shrink":
+            for directory in args.directories:
+                shrink(directory, tuple(args.int8))
+        elif args.verb == "grow":
+            for directory in args.directories:
+                grow(directory)
         else:
             print(f"unpacked into {unpack(args.bundle, args.runs_dir).root}")
     except TinykdError as error:

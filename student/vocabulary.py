@@ -11,13 +11,11 @@ import json
 import logging
 import re
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import Iterable, Literal
 
-import jieba
 import torch
-
-jieba.setLogLevel(logging.WARNING)
 
 PAD, UNK = "[PAD]", "[UNK]"
 FILE = "tinykd_tokenizer.json"
@@ -74,6 +72,15 @@ class StudentTokenizer:
         return cls(payload["tokens"], payload["level"], payload["max_length"])
 
 
+@cache
+def _jieba():
+    """jieba, imported on first use: char-level students and the tiny-transformer path never need it."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
 def split_text(text: str, level: str) -> list[str | None]:
     """Tokens of `text`; None stands for an unknown-token alias written in the text."""
     out: list[str | None] = []
@@ -81,6 +88,6 @@ def split_text(text: str, level: str) -> list[str | None]:
         if piece in UNK_ALIASES:
             out.append(None)
         elif piece:
-            tokens = jieba.lcut(piece) if level == "word" else list(piece)
+            tokens = _jieba().lcut(piece) if level == "word" else list(piece)
             out.extend(t for t in tokens if not t.isspace())
     return out

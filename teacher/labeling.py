@@ -69,6 +69,8 @@ def run(config: Config, paths: RunPaths) -> LabelResult:
     tokenizer = AutoTokenizer.from_pretrained(paths.teacher_model)
     model = AutoModelForSequenceClassification.from_pretrained(paths.teacher_model)
     model.eval().requires_grad_(False)
+    if torch.cuda.is_available():  # a lent GPU labels in seconds what 2 CPU cores take minutes for
+        model.to("cuda")
 
     counts, computed, reused, seconds = {}, 0, 0, 0.0
     for split in todo:

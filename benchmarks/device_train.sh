@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Fine-tune the teacher, label, and train transformer students on a lent GPU machine, then store the trained
+# models at ~2 bytes a parameter for the trip back (docs/results.md, "Trained on a GPU").
+#
+# Runs there, from the checkout, with these carried (prepared here):
+#   .gpu/base         the teacher base pruned to the task's texts (python -m benchmarks.device_carry base)
+#   .gpu/data         a copy of the task's source files (TINYKD_DATA points there)
+#   .whl              wheels the GPU image lacks (pydantic, ...); optional
+#   runs/<task>/data, runs/<task>/augment/{augmented.parquet,summary.json}   the splits and augmented rows
+# Back here: untar into runs/, `python -m benchmarks.device_carry grow` each model dir and .gpu/base, then run
+# every later stage with the same --set teacher.base=.gpu/base --set teacher.head=mean.
+#
+#   bash benchmarks/device_train.sh configs/chnsenticorp.yaml tiny4l256 tiny4l256-td2x2 tiny4l384
+set -euo pipefail
+config=$1
+shift
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export TINYKD_DATA=.gpu/data PYTHONUNBUFFERED=1
+python3 -m benchmarks.device_carry grow .gpu/base
+python3 -c "from pathlib import Path; from tinykd.artifacts import directory_digest as d; print('base digest', d(Path('.gpu/base')))"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+
+base=(--config "$config" --set teacher.base=.gpu/base --set teacher.head=mean)
+python3 -m tinykd teacher "${base[@]}"
+python3 -m tinykd label "${base[@]}"
+students=()
+for name in "$@"; do students+=(--student "$name"); done
+python3 -m tinykd distill "${base[@]}" "${students[@]}"
