@@ -78,8 +78,10 @@ class Verdict:
         return max(0.0, 1 - self.allowed_qps / self.target_qps, self.p99_ms / self.target_p99_ms - 1)
 
     def constraints(self) -> list[float]:
-        """Optuna's convention (feasible when every value is <= 0): QPS the allowed fleet lacks, p99 ms over."""
-        return [max(-1e12, self.target_qps - self.allowed_qps), self.p99_ms - self.target_p99_ms]
+        """Optuna's convention (feasible when every value is <= 0): QPS the allowed fleet lacks, p99 ms over.
+        With no machine limit any fleet serves the QPS: 0 (Optuna stores constraints as JSON, which has no inf)."""
+        lacking = self.target_qps - self.allowed_qps if math.isfinite(self.allowed_qps) else 0.0
+        return [lacking, self.p99_ms - self.target_p99_ms]
 
     def fleet(self) -> str:
         hardware = f"{self.gpus} GPUs" if self.device == "cuda" else f"{self.cores} cores"

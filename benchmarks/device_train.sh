@@ -8,7 +8,11 @@
 #   .whl              wheels the GPU image lacks (pydantic, ...); optional
 #   runs/<task>/data, runs/<task>/augment/{augmented.parquet,summary.json}   the splits and augmented rows
 # Back here: untar into runs/, `python -m benchmarks.device_carry grow` each model dir and .gpu/base, then run
-# every later stage with the same --set teacher.base=.gpu/base --set teacher.head=mean.
+# every later stage with the same --set teacher.base=.gpu/base --set teacher.head=mean and TINYKD_DATA=.gpu/data
+# (the task's source paths are part of the teacher's fingerprint). Run single stages, not `all`: the data stage's
+# fingerprint holds the source path too. A student that starts from another's checkpoint (init: checkpoint)
+# holds that checkpoint's digest, which the fp16 trip changes: `distill` it on the GPU machine only, and pass
+# `--student` here for the rest.
 #
 #   bash benchmarks/device_train.sh configs/chnsenticorp.yaml tiny4l256 tiny4l256-td2x2 tiny4l384
 set -euo pipefail

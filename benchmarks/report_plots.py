@@ -68,8 +68,9 @@ def latency_by_batch(rows: pd.DataFrame, path: Path, target_p99_ms: float | None
 def speedup_by_backend(cell_rows: pd.DataFrame, path: Path) -> None:
     """Grouped bars: each model's QPS over the teacher's torch-fp32 QPS at the same cell, per backend; a run
     without that row (a GPU-only sweep) shows the speed-up over the teacher on the same backend instead."""
-    column = "speedup" if cell_rows["speedup"].notna().any() else "speedup_same_backend"
-    reference = "teacher torch-fp32" if column == "speedup" else "teacher, same backend"
+    fp32 = "speedup_vs_teacher_fp32"
+    column = fp32 if cell_rows[fp32].notna().any() else "speedup_same_backend"
+    reference = "teacher torch-fp32" if column == fp32 else "teacher, same backend"
     table = cell_rows.pivot_table(index="model", columns="backend", values=column, sort=False)
     figure, axis = plt.subplots(figsize=(max(6.0, 1.3 * len(table) + 2), 5))
     width = 0.8 / max(1, len(table.columns))

@@ -19,6 +19,8 @@ from tokenizers import Tokenizer
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
+from tinykd.teacher_shape import PRUNABLE_TOKENIZERS
+
 
 def used_token_ids(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str], batch_size: int = 1024) -> list[int]:
     """Sorted ids of every token the texts produce, plus every special and added token."""
@@ -46,8 +48,9 @@ def prune_tokenizer(tokenizer: PreTrainedTokenizerFast, keep: list[int]) -> PreT
     elif model["type"] in ("WordPiece", "WordLevel"):
         token_of = {i: t for t, i in model["vocab"].items()}
         model["vocab"] = {token_of[old]: new for new, old in enumerate(keep) if old in token_of}
-    else:
-        raise ValueError(f"vocabulary pruning supports Unigram, WordPiece and WordLevel tokenizers, not {model['type']}")
+    else:  # the config refuses these before any work; tinykd.teacher_shape holds the list of what is rewritten
+        *rest, last = PRUNABLE_TOKENIZERS
+        raise ValueError(f"vocabulary pruning supports {', '.join(rest)} and {last} tokenizers, not {model['type']}")
     for added in spec.get("added_tokens", []):
         added["id"] = new_id[added["id"]]
     processor = spec.get("post_processor") or {}

@@ -46,40 +46,38 @@ def base_shape(base: str) -> TeacherShape | None:
 
 def saved_shape(directory: Path, name: str | None = None) -> TeacherShape:
     """The shape of a `save_pretrained` dir: layers from config.json, tokenizer model from tokenizer.json."""
-    config, tokenizer = directory / "config.json", directory / "tokenizer.json"
-    return TeacherShape(_layers(config, *_stamp(config)), _tokenizer_model(tokenizer, *_stamp(tokenizer)),
-                        name or str(directory))
+    config, tokenizer = _json(directory / "config.json"), _json(directory / "tokenizer.json")
+    return TeacherShape(_layers(config), _tokenizer_model(tokenizer), name or str(directory))
 
 
-def _stamp(path: Path) -> tuple[str, int, int]:
-    """The cache key of a file read below: a rewritten file is read again."""
+def _json(path: Path) -> dict | None:
+    """A JSON object file, read once per version of it (a rewritten file is read again); None when unreadable."""
     try:
         stat = path.stat()
     except OSError:
-        return str(path), -1, -1
-    return str(path), stat.st_mtime_ns, stat.st_size
+        return None
+    return _read_json(str(path), stat.st_mtime_ns, stat.st_size)
 
 
 @lru_cache(maxsize=32)
-def _layers(path: Path, *_stamp) -> int | None:
-    """`num_hidden_layers` of a HF config, or of the encoder inside a wrapper (tinykd's mean-pool classifier)."""
+def _read_json(path: str, *_stamp: int) -> dict | None:
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    for candidate in (config, config.get("encoder")):
+    return value if isinstance(value, dict) else None
+
+
+def _layers(config: dict | None) -> int | None:
+    """`num_hidden_layers` of a HF config, or of the encoder inside a wrapper (tinykd's mean-pool classifier)."""
+    for candidate in (config, (config or {}).get("encoder")):
         if isinstance(candidate, dict) and isinstance(candidate.get("num_hidden_layers"), int):
             return candidate["num_hidden_layers"]
     return None
 
 
-@lru_cache(maxsize=32)
-def _tokenizer_model(path: Path, *_stamp) -> str | None:
-    try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    model = spec.get("model") if isinstance(spec, dict) else None
+def _tokenizer_model(spec: dict | None) -> str | None:
+    model = (spec or {}).get("model")
     return model.get("type") if isinstance(model, dict) else None
 
 

@@ -64,12 +64,12 @@ def test_a_run_without_the_teacher_in_fp32_is_read_against_the_teacher_on_the_sa
         for m, b, q in (("teacher", "torch-fp16-cuda", 500.0), ("teacher", "torch-compile-cuda", 1000.0),
                         ("tiny", "torch-fp16-cuda", 1000.0), ("tiny", "torch-compile-cuda", 1500.0))])
     table = report.comparison_table(rows, report.ReferenceCell(8, 8, 256)).set_index(["model", "backend"])
-    assert table["speedup"].isna().all()
+    assert table["speedup_vs_teacher_fp32"].isna().all()
     assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_same_backend"] == 2.0
     assert table.loc[("tiny", "torch-compile-cuda"), "speedup_same_backend"] == 1.5
     # Over the teacher's fastest backend (compile, 1000 qps) whatever the student's backend.
-    assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_best"] == 1.0
-    assert table.loc[("tiny", "torch-compile-cuda"), "speedup_best"] == 1.5
+    assert table.loc[("tiny", "torch-fp16-cuda"), "speedup_vs_teacher_best"] == 1.0
+    assert table.loc[("tiny", "torch-compile-cuda"), "speedup_vs_teacher_best"] == 1.5
 
 
 def test_a_share_of_the_peak_over_100_percent_in_fp32_is_shown_as_a_measurement_error():
@@ -132,7 +132,7 @@ def test_the_verdict_column_says_which_bound_a_pair_misses():
     rows = [cell("fast", 2000.0, 8.0), cell("slow-p99", 1500.0, 30.0), cell("one-short", 900.0, 16.5)]
     verdicts = pd.DataFrame([judge(r, budget, machine_cores=2).record() for r in rows])
     table = pd.DataFrame([r | {"macro_f1": 0.8, "accuracy_change_pts": 0.0, "of_teacher": 1.0, "params": 1e6,
-                               "size_mb": 1.0, "requests": 512, "passes": 1, "speedup": 2.0, "speedup_best": 1.0,
+                               "size_mb": 1.0, "requests": 512, "passes": 1, "speedup_vs_teacher_fp32": 2.0, "speedup_vs_teacher_best": 1.0,
                                "teacher_best_backend": "onnx-fp32", "speedup_same_backend": 2.0} for r in rows])
     shown = report._display(table, verdicts).set_index("model")["verdict"]
     assert shown["fast"] == "meets (p99 12.0 ms under; 1 process, 2 cores, 1 machine)"

@@ -133,3 +133,22 @@ def test_int8_backends_keep_the_accuracy_of_a_trained_student(kind, tmp_path):
         accuracy = (module.load(source, tmp_path / "built" / name, 1)(batch).argmax(1) == labels).mean()
         assert abs(100 * (accuracy - fp32_accuracy)) <= INT8_BOUND_PTS, (name, accuracy, fp32_accuracy)
     shutil.rmtree(tmp_path / "built")
+
+
+def test_footprint_of_an_onnx_build_is_measured_in_a_child_process(tmp_path):
+    """`bench` measures each model x backend's peak RSS in a fresh child (benchmarks.footprint): serving an ONNX
+    Runtime int8 build there adds memory over the child's imports. (The e2e tests time real models with the
+    footprint off; this and the stage test cover it.)"""
+    from benchmarks.footprint import FootprintSpec, measure_footprint
+
+    texts = [text for _, text in sentiment_rows(60)]
+    source, model = _small_source(tmp_path / "cnn", "cnn", texts, width=64)
+    model.save_pretrained(source.directory)
+    _build([(onnx_fp32, "onnx-fp32"), (onnx_int8_dynamic, "onnx-int8-dynamic")], source, tmp_path / "built")
+    spec = FootprintSpec(name="cnn", directory=str(source.directory), family=source.family, pair=False,
+                         backend="onnx-int8-dynamic", artifact=str(tmp_path / "built" / "onnx-int8-dynamic"),
+                         threads=1, batch=4, seq_len=64, texts_a=texts[:4], texts_b=None)
+    footprint = measure_footprint(spec)
+    assert footprint.peak_rss_mb > footprint.base_rss_mb > 100  # the child imports torch and onnxruntime
+    assert footprint.model_rss_mb == pytest.approx(footprint.peak_rss_mb - footprint.base_rss_mb)
+    assert footprint.model_rss_mb > 0
