@@ -83,8 +83,13 @@ class RequestSequence:
         return len(self.texts_a)
 
     def digest(self) -> str:
-        """Names the request sequence (its row ids in order): equal digests, equal work."""
-        return hashlib.sha256(np.asarray(self.row_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+        """Names the request sequence, its texts in order (not only their row ids, which every task's first
+        `bench.rows` rows share): equal digests, equal work."""
+        digest = hashlib.sha256()
+        for i, text in enumerate(self.texts_a):
+            pair = "" if self.texts_b is None else self.texts_b[i]
+            digest.update(f"{text}\x1f{pair}\x1e".encode())
+        return digest.hexdigest()[:16]
 
     def calls(self, batch: int) -> list[slice]:
         """One pass: the sequence as consecutive calls of `batch` requests."""

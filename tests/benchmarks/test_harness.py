@@ -46,6 +46,11 @@ def test_the_sequence_is_seeded_and_cut_to_whole_calls_of_every_batch_size():
     again = RequestSequence.seeded(texts, None, batch_sizes=[1, 4, 6], seed=3)
     assert again.row_ids == sequence.row_ids and again.digest() == sequence.digest()
     assert RequestSequence.seeded(texts, None, batch_sizes=[1, 4, 6], seed=4).digest() != sequence.digest()
+    # Another task's rows in the same order (same row ids) are other work: the digest names the texts.
+    other = RequestSequence.seeded(tuple(f"review {i}" for i in range(50)), None, batch_sizes=[1, 4, 6], seed=3)
+    assert other.row_ids == sequence.row_ids and other.digest() != sequence.digest()
+    paired = RequestSequence.seeded(texts, texts, batch_sizes=[1, 4, 6], seed=3)
+    assert paired.digest() != sequence.digest()  # a pair task's second texts count too
     assert [len(sequence.call(c)[0]) for c in sequence.calls(6)] == [6] * 8
     with pytest.raises(ArtifactError, match="a pass needs a multiple of 12 rows"):
         RequestSequence.seeded(texts[:10], None, batch_sizes=[4, 6], seed=0)
