@@ -104,11 +104,10 @@ def _task_texts(config, paths: RunPaths) -> list[str]:
     return texts
 
 
-def _pruned_copy(source: ModelSource, texts: list[str], out: Path) -> dict:
+def _pruned_copy(model, tokenizer, texts: list[str], out: Path) -> dict:
     """save_pretrained of the model with its vocabulary cut to the texts' tokens (when that shrinks it)."""
     from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
 
-    model, tokenizer = source.load_torch(), source.tokenizer
     keep = used_token_ids(tokenizer, texts)
     before = len(tokenizer)
     if len(keep) < before:
@@ -148,7 +147,7 @@ def pack(config_path: str, overrides: list[str], models: list[str], out: Path, r
                 raise ArtifactError(f"{name}: only transformer ('hf') models travel; {source.family!r} needs jieba")
             target = tmp / "models" / name
             with tempfile.TemporaryDirectory() as scratch:
-                facts = _pruned_copy(source, texts, Path(scratch))
+                facts = _pruned_copy(source.load_torch(), source.tokenizer, texts, Path(scratch))
                 state = load_file(Path(scratch) / "model.safetensors")
                 target.mkdir(parents=True)
                 save_file(quantize_rows(state), target / WEIGHTS, metadata={"format": "pt"})
@@ -175,7 +174,6 @@ def pack_base(config_path: str, overrides: list[str], out: Path, runs_dir: str |
     model dir, as `pack` writes one): what a GPU machine fine-tunes the teacher from (`grow` it there)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
     from teacher.checkpoints import resolve_base
 
     config = load_config(config_path, overrides)
@@ -186,15 +184,14 @@ def pack_base(config_path: str, overrides: list[str], out: Path, runs_dir: str |
         for column in text_columns(config.task):
             texts += augmented[column].astype(str).tolist()
     base = resolve_base(config.teacher.base)
-    model, tokenizer = AutoModel.from_pretrained(base), AutoTokenizer.from_pretrained(base)
-    keep = used_token_ids(tokenizer, texts)
-    facts = {"base": config.teacher.base, "vocabulary_before": len(tokenizer), "vocabulary": len(keep),
-             "texts": len(texts)}
-    tokenizer, model = prune_tokenizer(tokenizer, keep), prune_embeddings(model, keep)
     with atomic_path(out) as tmp, tempfile.TemporaryDirectory() as scratch:
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(tmp)
-        shutil.copy2(Path(scratch) / "config.json", tmp / "config.json")
+        facts = {"base": config.teacher.base, "texts": len(texts),
+                 **_pruned_copy(AutoModel.from_pretrained(base), AutoTokenizer.from_pretrained(base), texts,
+                                Path(scratch))}
+        tmp.mkdir()
+        for f in Path(scratch).iterdir():
+            if f.name != "model.safetensors":
+                shutil.copy2(f, tmp / f.name)
         save_file(quantize_rows(load_file(Path(scratch) / "model.safetensors")), tmp / WEIGHTS,
                   metadata={"format": "pt"})
         facts["bundle_mb"] = round(sum(f.stat().st_size for f in tmp.iterdir()) / 2**20, 1)
