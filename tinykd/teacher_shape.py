@@ -46,23 +46,30 @@ def base_shape(base: str) -> TeacherShape | None:
 
 def saved_shape(directory: Path, name: str | None = None) -> TeacherShape:
     """The shape of a `save_pretrained` dir: layers from config.json, tokenizer model from tokenizer.json."""
-    config, tokenizer = _json(directory / "config.json"), _json(directory / "tokenizer.json")
-    return TeacherShape(_layers(config), _tokenizer_model(tokenizer), name or str(directory))
+    files = (directory / "config.json", directory / "tokenizer.json")
+    layers, tokenizer = _facts(*(str(f) for f in files), *(_stamp(f) for f in files))
+    return TeacherShape(layers, tokenizer, name or str(directory))
 
 
-def _json(path: Path) -> dict | None:
-    """A JSON object file, read once per version of it (a rewritten file is read again); None when unreadable."""
+def _stamp(path: Path) -> tuple[int, int]:
+    """What the cache below is keyed on besides the paths: a rewritten file is read again."""
     try:
         stat = path.stat()
     except OSError:
-        return None
-    return _read_json(str(path), stat.st_mtime_ns, stat.st_size)
+        return -1, -1
+    return stat.st_mtime_ns, stat.st_size
 
 
 @lru_cache(maxsize=32)
-def _read_json(path: str, *_stamp: int) -> dict | None:
+def _facts(config: str, tokenizer: str, *_stamps: tuple[int, int]) -> tuple[int | None, str | None]:
+    """The two facts, cached (not the parsed files: an E5 tokenizer.json holds 250k vocabulary entries)."""
+    return _layers(_json(Path(config))), _tokenizer_model(_json(Path(tokenizer)))
+
+
+def _json(path: Path) -> dict | None:
+    """A JSON object file, or None when it is missing, unreadable or not an object."""
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
