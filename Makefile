@@ -62,13 +62,14 @@ ipex-env: .venv-ipex/.installed
 data: setup
 	$(TINYKD) data $(STAGE_ARGS)
 
-teacher: data
-	$(TINYKD) teacher $(STAGE_ARGS)
-
 augment: data
 	$(TINYKD) augment --if-configured $(STAGE_ARGS)
 
-label: teacher augment
+# After augment: with teacher.prune_vocabulary the teacher keeps the augmented texts' tokens too.
+teacher: augment
+	$(TINYKD) teacher $(STAGE_ARGS)
+
+label: teacher
 	$(TINYKD) label $(STAGE_ARGS)
 
 students: label

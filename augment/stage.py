@@ -56,7 +56,7 @@ class AugmentResult:
 def run(config: Config, paths: RunPaths) -> AugmentResult:
     spec = config.augment
     if spec is None:
-        raise ConfigError(f"{config.task.name}: the config has no augment section (see README 'Config keys')")
+        raise ConfigError(f"{config.task.name}: the config has no augment section (see docs/config.md)")
     data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
     unk_token = spec.unk_token or _teacher_unk_token(config)
     stamp = fingerprint(spec, unk_token, data_stamp)

@@ -4,7 +4,7 @@ The lent GPU machines take at most 64 MiB per call and cannot reach a model hub;
 470 MB, most of it E5's 250k-row vocabulary. `pack` makes a bundle that fits:
 
 - the vocabulary is pruned to the tokens of the task's splits (lossless on those texts: see
-  `student.vocabulary_pruning`), for any model whose tokenizer holds more tokens than that;
+  `tinykd.vocabulary_pruning`), for any model whose tokenizer holds more tokens than that;
 - every 2-D float tensor (linear weights, embeddings) is stored as int8 with one fp32 scale per row,
   everything else as fp16: ~1 byte a parameter. This storage is lossy, so `pack` also writes the test
   accuracy of the dequantized copy next to the original's (`carry.json`): the GPU figures are for that copy.
@@ -106,17 +106,12 @@ def _task_texts(config, paths: RunPaths) -> list[str]:
 
 def _pruned_copy(model, tokenizer, texts: list[str], out: Path) -> dict:
     """save_pretrained of the model with its vocabulary cut to the texts' tokens (when that shrinks it)."""
-    from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
+    from tinykd.vocabulary_pruning import prune_to_texts
 
-    keep = used_token_ids(tokenizer, texts)
-    before = len(tokenizer)
-    if len(keep) < before:
-        tokenizer = prune_tokenizer(tokenizer, keep)
-        model = prune_embeddings(model, keep)
+    model, tokenizer, facts = prune_to_texts(model, tokenizer, texts)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    return {"vocabulary": len(tokenizer), "vocabulary_before": before,
-            "params": sum(p.numel() for p in model.parameters())}
+    return {**facts, "params": sum(p.numel() for p in model.parameters())}
 
 
 def _accuracy(directory: Path, name: str, config, test: pd.DataFrame) -> float:

@@ -21,7 +21,7 @@ import re
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-from student.vocabulary_pruning import remap_config_ids
+from tinykd.vocabulary_pruning import remap_config_ids
 
 LAYER = re.compile(r"(encoder\.layer\.)(\d+)(\.)")
 

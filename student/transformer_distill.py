@@ -28,7 +28,7 @@ import teacher  # noqa: F401  (registers the mean-pool classifier with the Auto 
 from student.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
 from student.losses.hard import NO_TARGET
 from student.tiny_transformer import build_tiny_transformer, encoder_config
-from student.vocabulary_pruning import prune_tokenizer, used_token_ids
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 from teacher.encoding import encode_rows, predict_logits
 from teacher.finetune import BEST_FILE, KeepBestOnDev
 from tinykd.artifacts import (RunPaths, atomic_path, directory_digest, fingerprint, read_json, recorded_fingerprint,

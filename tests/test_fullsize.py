@@ -27,7 +27,7 @@ def test_chnsenticorp_four_layer_student_keeps_98_percent_of_the_teacher(tmp_pat
     the teacher's test accuracy (ERNIE-Tiny keeps >= 98% of its 12-layer teacher on GLUE)."""
     run = [sys.executable, "-m", "tinykd"]
     args = ["--config", "configs/chnsenticorp.yaml", "--runs-dir", str(tmp_path)]
-    for stage in ("data", "teacher", "augment", "label"):
+    for stage in ("data", "augment", "teacher", "label"):
         subprocess.run([*run, stage, *args], cwd=ROOT, check=True)
     subprocess.run([*run, "distill", *args, "--student", "tiny4l384"], cwd=ROOT, check=True)
     root = tmp_path / "chnsenticorp"

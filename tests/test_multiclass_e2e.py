@@ -58,7 +58,7 @@ def test_a_four_class_task_runs_every_stage_with_its_label_names(tmp_path, topic
     started = time.perf_counter()
     done = _tinykd("all", config, tmp_path / "runs")
     print(f"tinykd all: {time.perf_counter() - started:.0f}s\n{done.stdout}")
-    stages = ("data", "teacher", "augment", "label", "distill", "compress", "bench", "report")
+    stages = ("data", "augment", "teacher", "label", "distill", "compress", "bench", "report")
     lines = [line for line in done.stdout.splitlines() if line.startswith(tuple(f"{s}:" for s in stages))]
     assert [line.split(":")[0] for line in lines] == list(stages), done.stdout
     run = tmp_path / "runs" / "topics"

@@ -27,6 +27,9 @@ SMALL_DEFAULT = (
 # here; tests/benchmarks/test_stage.py and tests/compress/test_backends.py measure them.
 
 
+E5_SMALL_PARAMETERS = 117_641_090  # multilingual-E5-small with its full vocabulary and a 2-class head (a fine-tune of it)
+
+
 def _run_all(config: str, runs, *overrides: str) -> str:
     command = [sys.executable, "-m", "tinykd", "all", "--config", config, "--runs-dir", str(runs)]
     for item in overrides:
@@ -38,7 +41,7 @@ def _run_all(config: str, runs, *overrides: str) -> str:
 
 def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     output = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
-    stages = ("data", "teacher", "augment", "label", "distill", "compress", "bench", "report")
+    stages = ("data", "augment", "teacher", "label", "distill", "compress", "bench", "report")
     lines = [line for line in output.splitlines() if line.startswith(tuple(f"{s}:" for s in stages))]
     assert [line.split(":")[0] for line in lines] == list(stages), output
 
@@ -46,7 +49,11 @@ def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     metrics = json.loads((run / "teacher" / "metrics.json").read_text())
     # A fine-tuned E5 separates review sentiment well even from 400 rows; chance is ~52%.
     assert metrics["test"]["accuracy"] >= 0.75, metrics["test"]
-    assert metrics["parameters"] > 100_000_000  # the real 12-layer E5-small with its 250k-row vocabulary
+    # The real 12-layer E5-small (21M encoder parameters), its 250k-row vocabulary pruned to the tokens of train, dev
+    # and the augmented rows (a few thousand rows of 384).
+    vocabulary = metrics["vocabulary"]
+    assert vocabulary["vocabulary_before"] == 250_002 and 1_000 < vocabulary["vocabulary"] < 10_000, vocabulary
+    assert metrics["parameters"] == E5_SMALL_PARAMETERS - 384 * (250_002 - vocabulary["vocabulary"]), metrics
 
     # The label stage's logits reproduce the teacher stage's test accuracy exactly (same model, same rows).
     test = pd.read_parquet(run / "label" / "test.parquet")
@@ -90,10 +97,12 @@ def test_pair_task_runs_end_to_end(tmp_path):
     _run_all(
         "configs/lcqmc.yaml", tmp_path,
         "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
-        "teacher.epochs=1", "teacher.freeze_embeddings=true", "label.splits=[test]",
+        "teacher.epochs=1", "teacher.freeze_embeddings=true", "teacher.prune_vocabulary=true", "label.splits=[test]",
         "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.rows=32",
         "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8",
     )
+    vocabulary = json.loads((tmp_path / "lcqmc" / "teacher" / "metrics.json").read_text())["vocabulary"]
+    assert vocabulary["texts"] > 250 and vocabulary["vocabulary"] < 5_000, vocabulary  # both sides' tokens kept
     test = pd.read_parquet(tmp_path / "lcqmc" / "label" / "test.parquet")
     assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100
     # A pair teacher exports with both texts in one graph and keeps its accuracy there.

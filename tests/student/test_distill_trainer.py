@@ -7,7 +7,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 
 from student.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
 from student.tiny_transformer import build_tiny_transformer
-from student.vocabulary_pruning import prune_tokenizer, used_token_ids
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
 
 

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from student.tiny_transformer import build_tiny_transformer, evenly_spaced_layers
-from student.vocabulary_pruning import prune_tokenizer, used_token_ids
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
 
 

@@ -29,7 +29,7 @@ def test_schedule_runs_each_stage_and_writes_a_pruned_student(sentiment_files, t
     metrics = json.loads((out / "metrics.json").read_text())
     assert result.accuracy["tiny"] == metrics["test"]["accuracy"]
     # The tiny teacher's character vocabulary is all used by train/dev, so pruning keeps every row here
-    # (tests/student/test_vocabulary_pruning.py covers real pruning); the map must still be saved and consistent.
+    # (tests/tinykd/test_vocabulary_pruning.py covers real pruning); the map must still be saved and consistent.
     assert len(json.loads((out / "model" / "tinykd_token_map.json").read_text())) == metrics["vocabulary"]
     assert metrics["parameters_unpruned"] - metrics["parameters"] == 16 * (metrics["teacher_vocabulary"] - metrics["vocabulary"])
     assert sorted(p.name for p in (out / "stages").iterdir()) == ["0-general", "1-task_relation", "2-task_prediction"]
@@ -105,7 +105,7 @@ def test_init_checkpoint_continues_another_student_of_the_same_run(sentiment_fil
 
     elsewhere = tmp_path / "elsewhere"
     (elsewhere / "tiny").mkdir(parents=True)
-    for upstream in ("data", "teacher", "augment", "label"):
+    for upstream in ("data", "augment", "teacher", "label"):
         (elsewhere / "tiny" / upstream).symlink_to(paths.root / upstream)
     capsys.readouterr()
     assert cli.main(["distill", "--config", str(path), "--runs-dir", str(elsewhere), "--student", "more"]) == 2

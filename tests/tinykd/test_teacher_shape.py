@@ -104,6 +104,20 @@ def test_a_local_bpe_teacher_with_prune_vocabulary_fails_at_load(sentiment_files
     assert load_config(path).students[0].prune_vocabulary is False
 
 
+def test_a_local_bpe_teacher_with_teacher_prune_vocabulary_fails_at_load(sentiment_files, tiny_teacher, tmp_path):
+    base = tmp_path / "bpe-teacher"
+    base.mkdir()
+    (base / "config.json").write_text((tiny_teacher / "config.json").read_text())
+    _bpe_tokenizer(base / "tokenizer.json")
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files),
+                                              "teacher": {"base": str(base), "prune_vocabulary": True}})
+    result = _cli("check", "--config", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (f"error: {path}:{_line(path, '  prune_vocabulary: true')}: teacher.prune_vocabulary: the "
+                             f"teacher's tokenizer is BPE (teacher.base {base}); vocabulary pruning supports Unigram, "
+                             "WordPiece and WordLevel tokenizers only: set prune_vocabulary: false\n")
+
+
 def _saved_teacher(tmp_path: Path, tiny_teacher: Path, bpe: bool = False) -> Path:
     """runs/tiny/teacher/model as the teacher stage leaves it (the tiny teacher: 2 layers, WordLevel)."""
     model = tmp_path / "runs" / "tiny" / "teacher" / "model"

@@ -1,4 +1,4 @@
-"""Vocabulary pruning: keep only the tokens a task's texts use, in both the tokenizer and the embeddings.
+"""Vocabulary pruning (teacher, transformer students, the GPU carry): keep only the tokens a task's texts use, in both the tokenizer and the embeddings.
 
 The E5 vocabulary has 250k rows (96M of E5-small's 118M parameters); a Chinese sentiment task uses a few
 thousand. Pruning keeps the used ids plus every special token, in their original order, and remaps
@@ -34,6 +34,16 @@ def used_token_ids(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str], bat
                 keep.update(ids)
             batch = []
     return sorted(keep)
+
+
+def prune_to_texts(model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]
+                   ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, dict]:
+    """The model (pruned in place) and a new tokenizer holding only the texts' tokens, when that shrinks the
+    vocabulary; otherwise both unchanged. The dict says what was kept: `vocabulary`, `vocabulary_before`."""
+    keep, before = used_token_ids(tokenizer, texts), len(tokenizer)
+    if len(keep) < before:
+        tokenizer, model = prune_tokenizer(tokenizer, keep), prune_embeddings(model, keep)
+    return model, tokenizer, {"vocabulary": len(tokenizer), "vocabulary_before": before}
 
 
 def prune_tokenizer(tokenizer: PreTrainedTokenizerFast, keep: list[int]) -> PreTrainedTokenizerFast:

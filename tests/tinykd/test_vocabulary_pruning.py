@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 from transformers import PreTrainedTokenizerFast
 
-from student.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
+from tinykd.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
 
 TEXTS = [text for _, text in sentiment_rows(200)]
