@@ -44,7 +44,7 @@ def variants(spec: SmallStudentSpec, op_names: list[str], rows_by_op: dict[str, 
 
 def run(config: Config, paths: RunPaths) -> AblationResult:
     if config.ablation is None:
-        raise ConfigError(f"{config.task.name}: the config has no ablation section (see README 'Config keys')")
+        raise ConfigError(f"{config.task.name}: the config has no ablation section (see docs/config.md)")
     spec = next(s for s in config.small_students if s.name == config.ablation.student)
     seeds = config.ablation.seeds or config.compare.seeds
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]

@@ -63,7 +63,7 @@ def variants(spec: TransformerStudentSpec, has_augment: bool,
 
 def run(config: Config, paths: RunPaths) -> ScheduleAblationResult:
     if config.schedule_ablation is None:
-        raise ConfigError(f"{config.task.name}: the config has no schedule_ablation section (see README 'Config keys')")
+        raise ConfigError(f"{config.task.name}: the config has no schedule_ablation section (see docs/config.md)")
     spec = next(s for s in config.students if s.name == config.schedule_ablation.student)
     seeds = config.schedule_ablation.seeds or [spec.seed]
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]

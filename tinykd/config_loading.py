@@ -174,7 +174,7 @@ def _describe(err: ValidationError, path: Path, lines: dict[str, int], raw: Any)
         about = ".".join(p for p in (key_path, named[1] if named else "") if p)
         where = located(path, nearest_line(about, lines))
         if problem["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see README 'Config keys')"
+            message = "unknown key (check the spelling; see docs/config.md)"
         elif problem["type"] == "missing":
             message = "required key is missing"
         elif "input" in problem and not isinstance(problem["input"], (dict, list)):
