@@ -23,6 +23,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 
 from teacher.checkpoints import resolve_base
@@ -118,6 +119,9 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
         )
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    # Seed before the model is built: a new head (mean pooling, or another label count) is initialised from torch's
+    # global RNG, whose start is random per process. Trainer seeds only after the model exists.
+    set_seed(spec.seed)
 
     base = resolve_base(spec.base)
     tokenizer = AutoTokenizer.from_pretrained(base)
