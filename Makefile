@@ -42,19 +42,21 @@ setup: $(VENV)/.installed
 	$(PYTHON) -m venv .venv-textattack
 	.venv-textattack/bin/pip install --quiet torch==2.13.0
 	.venv-textattack/bin/pip install --quiet -r requirements-textattack.txt
-	.venv-textattack/bin/python -m augment.textattack_worker --install-nltk-stopwords
+	.venv-textattack/bin/python augment/textattack_worker.py --install-nltk-stopwords
 	touch $@
 
 textattack-env: .venv-textattack/.installed
 
 # Optional: the ipex backend runs in its own environment (IPEX 2.8 needs torch 2.8, tinykd has 2.13).
 # torch 2.8 and IPEX first: PyPI's torch 2.8 wheel brings its CUDA libraries (~7 GB in all). tinykd
-# itself is not installed there; the backend starts compress.ipex_worker with PYTHONPATH at the checkout.
-.venv-ipex/.installed: requirements-ipex.txt
+# is installed there editable and without its dependencies (the worker needs only what requirements-ipex.txt pins),
+# so the backend can start `python -m tinykd.compress.ipex_worker` there.
+.venv-ipex/.installed: requirements-ipex.txt pyproject.toml
 	$(PYTHON) -m venv .venv-ipex
 	.venv-ipex/bin/pip install --quiet torch==2.8.0 intel-extension-for-pytorch==2.8.0
 	.venv-ipex/bin/pip install --quiet -r requirements-ipex.txt
-	PYTHONPATH=$(CURDIR) .venv-ipex/bin/python -m compress.ipex_worker --check
+	.venv-ipex/bin/pip install --quiet --no-deps -e .
+	.venv-ipex/bin/python -m tinykd.compress.ipex_worker --check
 	touch $@
 
 ipex-env: .venv-ipex/.installed

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from augment.op import AugmentOp
-from augment.words import Tagged
+from tinykd.augment.op import AugmentOp
+from tinykd.augment.words import Tagged
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from augment.words import Tagged, join, tag
+from tinykd.augment.words import Tagged, join, tag
 
 
 class AugmentOp:

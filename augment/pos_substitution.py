@@ -11,8 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from augment.op import AugmentOp
-from augment.words import Tagged, Word
+from tinykd.augment.op import AugmentOp
+from tinykd.augment.words import Tagged, Word
 
 
 @dataclass(frozen=True)

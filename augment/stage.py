@@ -15,11 +15,6 @@ from dataclasses import dataclass
 import pandas as pd
 from tqdm.auto import tqdm
 
-from augment.n_sampling import NSampling
-from augment.op import AugmentOp
-from augment.pos_substitution import PosIndex, PosSubstitution
-from augment.unk_noise import UnkNoise
-from augment.words import Tagged, Word, join, tag
 from tinykd.artifacts import (
     RunPaths,
     fingerprint,
@@ -29,6 +24,11 @@ from tinykd.artifacts import (
     write_json,
     write_parquet,
 )
+from tinykd.augment.n_sampling import NSampling
+from tinykd.augment.op import AugmentOp
+from tinykd.augment.pos_substitution import PosIndex, PosSubstitution
+from tinykd.augment.unk_noise import UnkNoise
+from tinykd.augment.words import Tagged, Word, join, tag
 from tinykd.config import AugmentConfig, Config, NSampleOp, PosOp, TextAttackOp, UnkOp
 from tinykd.errors import ConfigError
 from tinykd.task_rows import text_columns
@@ -119,7 +119,7 @@ def build_ops(spec: AugmentConfig, unk_token: str, index: PosIndex) -> list[Augm
         elif isinstance(op_spec, NSampleOp):
             ops.append(NSampling())
         elif isinstance(op_spec, TextAttackOp):
-            from augment.textattack_op import TextAttackTransformation  # optional extra, imported on demand
+            from tinykd.augment.textattack_op import TextAttackTransformation  # optional extra, imported on demand
 
             ops.append(TextAttackTransformation(op_spec.transformation, op_spec.args))
     return ops
@@ -129,7 +129,7 @@ def _teacher_unk_token(config: Config) -> str:
     """The teacher labels the new rows, so masked words must read as *its* unknown token."""
     from transformers import AutoTokenizer
 
-    from teacher.checkpoints import resolve_base
+    from tinykd.teacher.checkpoints import resolve_base
 
     return AutoTokenizer.from_pretrained(resolve_base(config.teacher.base)).unk_token
 

@@ -2,7 +2,7 @@
 
 textattack is an optional extra: it pins transformers < 5, so it gets its own environment
 (`make textattack-env` builds `.venv-textattack`; `TINYKD_TEXTATTACK_PYTHON` names another). The
-augment stage calls `prepare` with every source text once; this runs `augment.textattack_worker`
+augment stage calls `prepare` with every source text once; this runs `tinykd.augment.textattack_worker`
 in that environment (or in-process, where textattack happens to import) and keeps the candidates.
 `apply` then picks one candidate per text with the row's RNG. The core never imports textattack.
 """
@@ -16,11 +16,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from augment.op import AugmentOp
-from augment.words import Tagged, join, tag
+from tinykd.augment.op import AugmentOp
+from tinykd.augment.words import Tagged, join, tag
 from tinykd.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).with_name("textattack_worker.py")
 PYTHON_ENV = "TINYKD_TEXTATTACK_PYTHON"
 
 
@@ -42,9 +43,9 @@ class TextAttackTransformation(AugmentOp):
     def prepare(self, texts: list[str]) -> None:
         unique = sorted(set(texts))
         try:
-            from augment.textattack_worker import transform_all
-
             import textattack  # noqa: F401
+
+            from tinykd.augment.textattack_worker import transform_all
         except ImportError:
             outputs = self._run_worker(unique)
         else:
@@ -59,8 +60,9 @@ class TextAttackTransformation(AugmentOp):
                 f"`make textattack-env` or set {PYTHON_ENV} (see README 'Optional extras')"
             )
         request = json.dumps({"transformation": self.transformation, "args": self.args, "texts": texts})
-        done = subprocess.run([str(python), "-m", "augment.textattack_worker"], input=request, cwd=ROOT,
-                              capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        # Run as a script: the worker imports only the standard library and textattack, so the textattack
+        # environment needs no tinykd installed.
+        done = subprocess.run([str(python), str(WORKER)], input=request, capture_output=True, text=True)
         if done.returncode != 0:
             last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
             raise ConfigError(f"augment op textattack ({self.transformation}) failed in {python}: {last}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from augment.op import AugmentOp
-from augment.words import NON_WORD_TAG, Tagged, Word
+from tinykd.augment.op import AugmentOp
+from tinykd.augment.words import NON_WORD_TAG, Tagged, Word
 
 
 @dataclass(frozen=True)

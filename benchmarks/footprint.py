@@ -10,7 +10,7 @@ that model needs (the baseline is ~400 MB of torch and transformers alone). A ba
 worker process of its own (ipex) counts it too: the worker's baseline is added to the baseline and its peak,
 read once the runner is closed and the worker reaped, to the peak.
 
-Run as `python -m benchmarks.footprint` with the JSON spec on stdin; it prints one JSON line.
+Run as `python -m tinykd.benchmarks.footprint` with the JSON spec on stdin; it prints one JSON line.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -51,10 +49,9 @@ class FootprintSpec:
 
 
 def measure_footprint(spec: FootprintSpec, timeout_s: float = 600) -> Footprint:
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-                        "TOKENIZERS_PARALLELISM": "true" if spec.threads > 1 else "false"}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.footprint"], input=json.dumps(asdict(spec)),
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout_s)
+    env = os.environ | {"TOKENIZERS_PARALLELISM": "true" if spec.threads > 1 else "false"}
+    done = subprocess.run([sys.executable, "-m", "tinykd.benchmarks.footprint"], input=json.dumps(asdict(spec)),
+                          capture_output=True, text=True, env=env, timeout=timeout_s)
     if done.returncode != 0:
         raise RuntimeError(f"footprint of {spec.name}/{spec.backend} failed (exit {done.returncode}):\n"
                            f"{done.stderr[-2000:]}")
@@ -92,8 +89,8 @@ def _child() -> None:
     import torch
     import transformers  # noqa: F401  imported before the baseline: every backend's process has it
 
-    from compress.backend import backend, load_runner
-    from compress.model_source import ModelSource
+    from tinykd.compress.backend import backend, load_runner
+    from tinykd.compress.model_source import ModelSource
 
     backend(spec.backend).load_module()
     torch.set_num_threads(spec.threads)

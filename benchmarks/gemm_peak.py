@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from benchmarks.harness import ShapeKey, pinned_threads, shape_key
-from compress.model_source import to_torch
+from tinykd.benchmarks.harness import ShapeKey, pinned_threads, shape_key
+from tinykd.compress.model_source import to_torch
 
 GEMM_SIZES = (1024, 2048)
 CUDA_GEMM_SIZES = (4096, 8192)

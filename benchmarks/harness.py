@@ -24,11 +24,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 
-from compress.backend import Runner
-from compress.model_source import ModelSource
-from tinykd.errors import ArtifactError
+from tinykd.artifacts import RunPaths, require
+from tinykd.compress.backend import Runner
+from tinykd.compress.model_source import ModelSource
+from tinykd.config import Config
+from tinykd.errors import ArtifactError, DataError
+from tinykd.task_rows import text_columns
 
 ShapeKey = tuple[tuple[str, tuple[int, ...]], ...]  # ((input name, shape), ...) of one call's inputs
 
@@ -289,3 +293,17 @@ def example_inputs(source: ModelSource, requests: RequestSequence, cell: Cell,
             if len(found) == len(shapes):
                 break
     return found
+
+
+def request_sequence(config: Config, paths: RunPaths, batch_sizes: list[int] | None = None) -> RequestSequence:
+    """The requests every cell serves: the first `bench.rows` test rows, shuffled with `bench.seed` and cut to a
+    multiple of every batch size (default `bench.batch_sizes`), so each splits a pass into whole calls."""
+    path = require(paths.split("test"), "data")
+    test = pd.read_parquet(path)
+    columns = text_columns(config.task)
+    missing = [c for c in columns if c not in test.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; re-run the 'data' stage")
+    test = test.head(config.bench.rows)
+    return RequestSequence.seeded(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None,
+                                  batch_sizes or config.bench.batch_sizes, config.bench.seed)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import report_plots
-from benchmarks.report_search import SearchSection, search_section
-from benchmarks.pareto import pareto_front
-from benchmarks.stage import with_speedups
-from benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require
+from tinykd.benchmarks import report_plots
+from tinykd.benchmarks.pareto import pareto_front
+from tinykd.benchmarks.report_search import SearchSection, search_section
+from tinykd.benchmarks.stage import with_speedups
+from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.config import Config
 from tinykd.errors import ArtifactError
 

@@ -11,8 +11,8 @@ matplotlib.use("Agg")  # no display: the report is written by a batch job
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from benchmarks.pareto import pareto_front  # noqa: E402
 from tinykd.artifacts import atomic_path  # noqa: E402
+from tinykd.benchmarks.pareto import pareto_front  # noqa: E402
 
 DPI = 110
 

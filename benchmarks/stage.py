@@ -32,24 +32,6 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from benchmarks.budget import ShipDecision, Verdict, judge_results, ship
-from benchmarks.footprint import Footprint, FootprintSpec, measure_footprint
-from benchmarks.gemm_peak import ForwardFlops, GemmPeak, best_of, gemm_peak
-from benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
-from benchmarks.tfidf_floor import NAME as FLOOR_NAME
-from benchmarks.tfidf_floor import TfidfFloor
-from benchmarks.harness import (
-    Cell,
-    CellTiming,
-    RequestSequence,
-    calls_per_window,
-    example_inputs,
-    pinned_threads,
-    time_window,
-    warm_up,
-)
-from compress.backend import BACKENDS, backend, cannot_run, load_runner
-from compress.model_source import ModelSource
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -60,6 +42,25 @@ from tinykd.artifacts import (
     write_json,
     write_parquet,
 )
+from tinykd.benchmarks.budget import ShipDecision, Verdict, judge_results, ship
+from tinykd.benchmarks.footprint import Footprint, FootprintSpec, measure_footprint
+from tinykd.benchmarks.gemm_peak import ForwardFlops, GemmPeak, best_of, gemm_peak
+from tinykd.benchmarks.harness import (
+    Cell,
+    CellTiming,
+    RequestSequence,
+    calls_per_window,
+    example_inputs,
+    pinned_threads,
+    request_sequence,
+    time_window,
+    warm_up,
+)
+from tinykd.benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
+from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
+from tinykd.benchmarks.tfidf_floor import TfidfFloor
+from tinykd.compress.backend import BACKENDS, backend, cannot_run, load_runner
+from tinykd.compress.model_source import ModelSource
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError
@@ -158,20 +159,6 @@ def budget_seq_len(config: Config, pairs: list[Pair]) -> int | None:
         raise ConfigError(f"budget.device {budget.device!r}: no benchmarked backend runs there (devices: {devices})")
     lengths = _seq_lengths(config)
     return config.task.max_length if config.task.max_length in lengths else max(lengths)
-
-
-def request_sequence(config: Config, paths: RunPaths, batch_sizes: list[int] | None = None) -> RequestSequence:
-    """The requests every cell serves: the first `bench.rows` test rows, shuffled with `bench.seed` and cut to a
-    multiple of every batch size (default `bench.batch_sizes`), so each splits a pass into whole calls."""
-    path = require(paths.split("test"), "data")
-    test = pd.read_parquet(path)
-    columns = text_columns(config.task)
-    missing = [c for c in columns if c not in test.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; re-run the 'data' stage")
-    test = test.head(config.bench.rows)
-    return RequestSequence.seeded(tuple(test["text_a"]), tuple(test["text_b"]) if "text_b" in columns else None,
-                                  batch_sizes or config.bench.batch_sizes, config.bench.seed)
 
 
 # ---- facts about each pair -----------------------------------------------------------------------------------

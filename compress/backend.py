@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from compress.model_source import ModelSource
+from tinykd.compress.model_source import ModelSource
 from tinykd.errors import ArtifactError
 
 
@@ -55,16 +55,16 @@ class BackendInfo:
 
 
 BACKENDS: dict[str, BackendInfo] = {b.name: b for b in (
-    BackendInfo("torch-fp32", "compress.torch_fp32", "cpu"),
-    BackendInfo("torch-int8", "compress.torch_int8", "cpu", precision="int8"),
-    BackendInfo("onnx-fp32", "compress.onnx_fp32", "cpu"),
-    BackendInfo("onnx-optimized", "compress.onnx_optimized", "cpu", needs=("onnx-fp32",), families=("hf",)),
-    BackendInfo("onnx-int8-dynamic", "compress.onnx_int8_dynamic", "cpu", needs=("onnx-fp32",), precision="int8"),
-    BackendInfo("onnx-int8-static", "compress.onnx_int8_static", "cpu", needs=("onnx-fp32",), precision="int8"),
-    BackendInfo("ipex", "compress.ipex", "cpu"),
-    BackendInfo("torch-fp16-cuda", "compress.torch_fp16_cuda", "cuda", precision="fp16"),
-    BackendInfo("torch-compile-cuda", "compress.torch_compile_cuda", "cuda", precision="fp16"),
-    BackendInfo("tensorrt", "compress.tensorrt", "cuda", families=("hf",), precision="fp16"),
+    BackendInfo("torch-fp32", "tinykd.compress.torch_fp32", "cpu"),
+    BackendInfo("torch-int8", "tinykd.compress.torch_int8", "cpu", precision="int8"),
+    BackendInfo("onnx-fp32", "tinykd.compress.onnx_fp32", "cpu"),
+    BackendInfo("onnx-optimized", "tinykd.compress.onnx_optimized", "cpu", needs=("onnx-fp32",), families=("hf",)),
+    BackendInfo("onnx-int8-dynamic", "tinykd.compress.onnx_int8_dynamic", "cpu", needs=("onnx-fp32",), precision="int8"),
+    BackendInfo("onnx-int8-static", "tinykd.compress.onnx_int8_static", "cpu", needs=("onnx-fp32",), precision="int8"),
+    BackendInfo("ipex", "tinykd.compress.ipex", "cpu"),
+    BackendInfo("torch-fp16-cuda", "tinykd.compress.torch_fp16_cuda", "cuda", precision="fp16"),
+    BackendInfo("torch-compile-cuda", "tinykd.compress.torch_compile_cuda", "cuda", precision="fp16"),
+    BackendInfo("tensorrt", "tinykd.compress.tensorrt", "cuda", families=("hf",), precision="fp16"),
 )}
 
 

@@ -2,8 +2,8 @@
 
 IPEX 2.8 needs torch 2.8 and tinykd runs torch 2.13, so IPEX cannot be imported here: `make ipex-env`
 builds `.venv-ipex` (torch 2.8 + IPEX 2.8 + transformers; `TINYKD_IPEX_PYTHON` names another interpreter),
-and `compress.ipex_worker` runs there, started with PYTHONPATH at this checkout so it loads the model
-directory with the same code as `ModelSource.load_torch`.
+and `tinykd.compress.ipex_worker` runs there (the make target installs tinykd into it, editable and without
+dependencies) so it loads the model directory with the same code as `ModelSource.load_torch`.
 
 - `build` starts the worker once on the model (which proves the environment serves it, and settles the
   optimization path) and writes `backend.json`: the environment's torch/IPEX/transformers versions, the path
@@ -13,7 +13,7 @@ directory with the same code as `ModelSource.load_torch`.
   so there are no new weights: the model is the fp32 `save_pretrained` directory itself.
 - `load` starts one worker process per runner with `threads` intra-op threads (torch.set_num_threads and
   OMP_NUM_THREADS there); a call sends the inputs and waits for the logits (length-prefixed pickle frames
-  on the worker's stdin/stdout, see `compress.ipex_worker`). `close()` (or the runner being garbage
+  on the worker's stdin/stdout, see `tinykd.compress.ipex_worker`). `close()` (or the runner being garbage
   collected, or interpreter exit) closes the worker's stdin, so it exits, and reaps it.
 
 IPC cost, part of every timed call (measured on this project's 2-core machine, 2 threads, while other
@@ -43,9 +43,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from compress.backend import BuildContext
-from compress.ipex_worker import read_frame, write_frame
-from compress.model_source import ModelSource
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.ipex_worker import read_frame, write_frame
+from tinykd.compress.model_source import ModelSource
 from tinykd.errors import ArtifactError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,6 @@ def ipex_python() -> Path:
 
 def _worker_env(threads: int | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(ROOT)  # tinykd's sources, never the main environment's site-packages
     # `import intel_extension_for_pytorch` imports torch._inductor, whose import starts a pool of compile
     # subprocesses (one per core) unless compile threads are 1; the worker never compiles with inductor.
     env["TORCHINDUCTOR_COMPILE_THREADS"] = "1"
@@ -77,7 +76,7 @@ def _worker_env(threads: int | None = None) -> dict[str, str]:
 @functools.lru_cache(maxsize=None)
 def _import_check(python: str) -> str | None:
     try:
-        done = subprocess.run([python, "-m", "compress.ipex_worker", "--check"], cwd=ROOT, env=_worker_env(),
+        done = subprocess.run([python, "-m", "tinykd.compress.ipex_worker", "--check"], cwd=ROOT, env=_worker_env(),
                               capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"the IPEX environment's {python} does not run ({error}); {MAKE_HINT}"
@@ -127,7 +126,7 @@ class IpexRunner:
         self.threads, self._lock = threads, threading.Lock()
         self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            [str(ipex_python()), "-m", "compress.ipex_worker"], cwd=ROOT, env=_worker_env(threads),
+            [str(ipex_python()), "-m", "tinykd.compress.ipex_worker"], cwd=ROOT, env=_worker_env(threads),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
         )
         self._finalizer = weakref.finalize(self, _stop, self.process, self._stderr)

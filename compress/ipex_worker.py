@@ -1,7 +1,7 @@
 """Serves one tinykd model through Intel Extension for PyTorch, inside the IPEX environment (`make ipex-env`).
 
 IPEX 2.8 needs torch 2.8, so it cannot live in tinykd's environment (torch 2.13): the `ipex` backend
-(`compress/ipex.py`) starts this module with `.venv-ipex/bin/python -m compress.ipex_worker` and
+(`compress/ipex.py`) starts this module with `.venv-ipex/bin/python -m tinykd.compress.ipex_worker` and
 PYTHONPATH at the checkout, and talks to it over stdin/stdout.
 
 Wire format: frames, each an 8-byte little-endian length then that many bytes of pickle.
@@ -24,7 +24,7 @@ Paths (both `ipex.optimize(model, dtype=torch.float32)` first):
 The environment has transformers 4.51.3, the version IPEX 2.8 validates (`import intel_extension_for_pytorch`
 fails under transformers 5); it reads the directories tinykd's transformers 5 writes.
 
-`python -m compress.ipex_worker --check` imports the whole load path and prints the versions as JSON:
+`python -m tinykd.compress.ipex_worker --check` imports the whole load path and prints the versions as JSON:
 the backend's availability check and the last step of `make ipex-env`.
 """
 
@@ -69,9 +69,9 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    import compress.model_source  # noqa: F401  the same load path as ModelSource.load_torch
-    import student.registry  # noqa: F401
-    import teacher.mean_pool  # noqa: F401
+    import tinykd.compress.model_source  # noqa: F401  the same load path as ModelSource.load_torch
+    import tinykd.student.models.registry  # noqa: F401
+    import tinykd.teacher.mean_pool  # noqa: F401
 
     return {"torch": torch.__version__, "ipex": ipex.__version__, "transformers": transformers.__version__}
 
@@ -97,12 +97,12 @@ def _logits(output) -> Any:
 
 def prepare(request: dict) -> tuple[Any, dict, Any]:
     """The optimized callable, the handshake facts and the grad mode to call it under."""
+    from pathlib import Path
+
     import intel_extension_for_pytorch as ipex
     import torch
 
-    from pathlib import Path
-
-    from compress.model_source import ModelSource
+    from tinykd.compress.model_source import ModelSource
 
     threads = int(request["threads"])
     torch.set_num_threads(threads)
@@ -149,11 +149,10 @@ def serve(inbox: BinaryIO, outbox: BinaryIO) -> int:
         return 0
     try:
         import intel_extension_for_pytorch  # noqa: F401  imported before the baseline, as in a footprint child
+        import psutil
         import transformers  # noqa: F401
 
-        from benchmarks.footprint import rss_mb
-
-        base_rss_mb = rss_mb()  # the worker before its model: the bench's footprint adds it to the parent's
+        base_rss_mb = psutil.Process().memory_info().rss / 2**20  # before the model: the bench's footprint adds it
         runner, facts, grad_mode = prepare(request)
     except Exception:  # noqa: BLE001  reported to the parent, which raises it as an ArtifactError
         write_frame(outbox, {"ready": False, "error": traceback.format_exc()})

@@ -49,12 +49,13 @@ class ModelSource:
     def load_torch(self) -> PreTrainedModel:
         """The fp32 model in eval mode, on CPU."""
         if self.family == "small":
-            from student.registry import load_small_student
+            from tinykd.student.models.registry import load_small_student
 
             model = load_small_student(self.directory)
         else:
-            import teacher.mean_pool  # noqa: F401  registers the mean-pool classifier with the Auto classes
             from transformers import AutoModelForSequenceClassification
+
+            import tinykd.teacher.mean_pool  # noqa: F401  registers the mean-pool classifier with the Auto classes
 
             model = AutoModelForSequenceClassification.from_pretrained(self.directory)
         return model.float().eval()
@@ -62,7 +63,7 @@ class ModelSource:
     @cached_property
     def tokenizer(self):
         if self.family == "small":
-            from student.vocabulary import StudentTokenizer
+            from tinykd.student.models.vocabulary import StudentTokenizer
 
             return StudentTokenizer.from_pretrained(self.directory)
         from transformers import AutoTokenizer

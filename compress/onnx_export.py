@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from compress.model_source import ModelSource, to_torch
+from tinykd.compress.model_source import ModelSource, to_torch
 from tinykd.errors import ArtifactError
 
 FP32_ATOL = 1e-4  # max |logit difference| an fp32 graph may show vs torch (observed: ~1e-6)

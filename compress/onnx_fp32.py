@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from compress.onnx_export import FP32_ATOL, OrtRunner, export_onnx, verify
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.onnx_export import FP32_ATOL, OrtRunner, export_onnx, verify
 
 FILE = "model.onnx"
 

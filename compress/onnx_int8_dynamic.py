@@ -11,11 +11,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from compress.onnx_export import OrtRunner, max_logit_difference
-from compress.onnx_fp32 import FILE
-from compress.onnx_fp32 import unavailable as onnx_unavailable
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.onnx_export import OrtRunner, max_logit_difference
+from tinykd.compress.onnx_fp32 import FILE
+from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
 
 RECIPE = 2  # build version, in the compress fingerprint: 2: quantizes the ORT-fused graph it builds itself (1: the unfused export)
 
@@ -31,7 +31,7 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     graph, facts = context.built("onnx-fp32") / FILE, {"quantized_from": "onnx-fp32"}
     with tempfile.TemporaryDirectory() as work:
         if source.family == "hf":
-            from compress.onnx_optimized import optimize
+            from tinykd.compress.onnx_optimized import optimize
 
             graph = Path(work) / "fused.onnx"
             fused = optimize(source, context.built("onnx-fp32") / FILE, graph)

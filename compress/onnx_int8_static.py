@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from compress.onnx_export import OrtRunner, max_logit_difference
-from compress.onnx_fp32 import FILE
-from compress.onnx_fp32 import unavailable as onnx_unavailable
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.onnx_export import OrtRunner, max_logit_difference
+from tinykd.compress.onnx_fp32 import FILE
+from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
 from tinykd.errors import ArtifactError
 
 RECIPE = 2  # build version, in the compress fingerprint: 2: weight MatMuls + word embedding, FFN output fp32 (1: every MatMul/Gemm/Conv)
@@ -57,7 +57,7 @@ def weight_nodes(source: ModelSource, graph: Path) -> tuple[list[str], int]:
     token_ids = {i.name for i in model.graph.input if i.name.startswith("input_ids")}  # the word table's indices
     ffn_rows = None
     if source.family == "hf":
-        from compress.onnx_optimized import encoder_config
+        from tinykd.compress.onnx_optimized import encoder_config
 
         ffn_rows = encoder_config(source).intermediate_size  # the FFN output MatMul's weight is (I, H)
     candidates = [node for node in model.graph.node if node.op_type in OPS]

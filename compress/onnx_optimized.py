@@ -12,11 +12,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from compress.onnx_export import FP32_ATOL, OrtRunner, verify
-from compress.onnx_fp32 import FILE
-from compress.onnx_fp32 import unavailable as onnx_unavailable
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.onnx_export import FP32_ATOL, OrtRunner, verify
+from tinykd.compress.onnx_fp32 import FILE
+from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -30,7 +30,7 @@ def encoder_config(source: ModelSource) -> PretrainedConfig:
     """The BERT-style encoder's config (inside the mean-pool wrapper for E5 models)."""
     from transformers import AutoConfig
 
-    import teacher.mean_pool  # noqa: F401  registers the wrapper's config class
+    import tinykd.teacher.mean_pool  # noqa: F401  registers the wrapper's config class
 
     config = AutoConfig.from_pretrained(source.directory)
     return getattr(config, "encoder", None) or config

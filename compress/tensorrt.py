@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from compress.backend import BuildContext
-from compress.cuda_runner import CudaRunner, cuda_missing
-from compress.model_source import ModelSource
-from compress.onnx_export import LogitsOnly
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.cuda_runner import CudaRunner, cuda_missing
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.onnx_export import LogitsOnly
 
 FILE = "model.ep"
 MAX_BATCH, MAX_LENGTH = 64, 512

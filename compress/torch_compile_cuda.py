@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from compress.backend import BuildContext
-from compress.cuda_runner import CudaRunner, cuda_missing
-from compress.model_source import ModelSource
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.cuda_runner import CudaRunner, cuda_missing
+from tinykd.compress.model_source import ModelSource
 
 
 def unavailable() -> str | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource, to_torch
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource, to_torch
 
 
 def unavailable() -> str | None:

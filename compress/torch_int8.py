@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from compress.torch_fp32 import TorchRunner
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.torch_fp32 import TorchRunner
 
 FILE = "model_int8.pt"
 QUANTIZED = ("Linear", "LSTM")  # module types quantize_dynamic swaps in

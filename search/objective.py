@@ -18,18 +18,17 @@ from typing import Any
 
 import optuna
 
-from benchmarks.budget import judge
-from benchmarks.harness import Cell, time_cell
-from benchmarks.stage import request_sequence
-from compress import stage as compress_stage
-from compress.backend import BACKENDS, load_runner
-from compress.model_source import ModelSource
-from search.space import suggest, with_values
-from student.distill_stage import distill_one
-from student.small_trainer import TokenCache
 from tinykd.artifacts import RunPaths, require, write_json
+from tinykd.benchmarks.budget import judge
+from tinykd.benchmarks.harness import Cell, request_sequence, time_cell
+from tinykd.compress import stage as compress_stage
+from tinykd.compress.backend import BACKENDS, load_runner
+from tinykd.compress.model_source import ModelSource
 from tinykd.config import Config, SearchConfig, TransformerStudentSpec
 from tinykd.environment import environment
+from tinykd.search.space import suggest, with_values
+from tinykd.student.stage import distill_one
+from tinykd.student.trainers.small_trainer import TokenCache
 
 UPSTREAM = ("data", "teacher", "augment", "label")  # the parent run's artifacts every trial shares
 
@@ -139,7 +138,9 @@ class Objective:
         spec = next(s for s in config.students if s.name == search.student)
         reporter = EpochReporter(trial, search)
         if isinstance(spec, TransformerStudentSpec):
-            from student.transformer_distill import distill_transformer  # loads the teacher's stack only when needed
+            from tinykd.student.trainers.transformer_distill import (
+                distill_transformer,  # loads the teacher's stack only when needed
+            )
 
             metrics = distill_transformer(config, spec, paths, on_epoch=reporter)
         else:

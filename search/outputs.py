@@ -24,12 +24,12 @@ import pandas as pd
 import yaml
 from optuna.trial import TrialState
 
-from benchmarks.pareto import pareto_front
-from search.space import decode, with_values
-from search.worker import ERROR, KILLED
 from tinykd.artifacts import RunPaths, atomic_path
+from tinykd.benchmarks.pareto import pareto_front
 from tinykd.config import Config
 from tinykd.config_loading import expand_env
+from tinykd.search.space import decode, with_values
+from tinykd.search.worker import ERROR, KILLED
 
 FIGURES = ("accuracy", "latency_ms", "qps", "p99_ms", "meets_budget", "dev_accuracy", "test_accuracy",
            "backend_test_accuracy", "size_mb", "train_seconds")

@@ -1,12 +1,12 @@
 """Stage `search` (an experiment, run on demand): one worker of an Optuna study over `search.space`.
 
 Each trial distills `search.student` with suggested values, compresses it with `search.backend` and
-times it at the budget's batch and threads (`search.objective`); the study maximizes accuracy and
+times it at the budget's batch and threads (`tinykd.search.objective`); the study maximizes accuracy and
 minimizes latency (or maximizes QPS), or maximizes accuracy under the budget. Every worker started on
 the same storage and study name joins the same study — `make search WORKERS=N` starts N on this machine,
 and workers on other machines join through a PostgreSQL URL — and the study stops at `search.n_trials`
 trials in all. A rerun continues the study: completed trials are kept, a trial whose worker was killed
-is retried. When the study is finished the worker writes `runs/<task>/search/` (see `search.outputs`).
+is retried. When the study is finished the worker writes `runs/<task>/search/` (see `tinykd.search.outputs`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.objective import Objective
-from search.space import hand_set
-from search.outputs import SearchOutputs, write_outputs
-from search.storage import StudyStorage, open_storage, shown_url
-from search.worker import WorkerLog, run_worker
 from tinykd.artifacts import RunPaths, require
 from tinykd.config import Config, SmallStudentSpec
 from tinykd.errors import ConfigError
+from tinykd.search.objective import Objective
+from tinykd.search.outputs import SearchOutputs, write_outputs
+from tinykd.search.space import hand_set
+from tinykd.search.storage import StudyStorage, open_storage, shown_url
+from tinykd.search.worker import WorkerLog, run_worker
 
 DIRECTIONS = {"accuracy": "maximize", "latency_ms": "minimize", "qps": "maximize"}
 

@@ -22,8 +22,8 @@ from typing import Callable, Iterator
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.storage import StudyStorage
 from tinykd.errors import TinykdError
+from tinykd.search.storage import StudyStorage
 
 ERROR = "error"  # user attr: why a trial failed (set by this loop); absent on a trial whose worker died
 KILLED = "worker stopped mid-trial (no heartbeat); retried with the same parameters"

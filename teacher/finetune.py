@@ -2,7 +2,7 @@
 
 Dynamic padding, length-grouped batches, linear warm-up and decay, dev evaluation each epoch, the best
 dev checkpoint kept, and resume after a kill (Trainer checkpoints every `teacher.save_steps`). With
-`teacher.prune_vocabulary` the base's vocabulary is cut to the task's tokens first (teacher.task_vocabulary):
+`teacher.prune_vocabulary` the base's vocabulary is cut to the task's tokens first (tinykd.teacher.task_vocabulary):
 the saved teacher is the pruned one, and every later stage reads it. Writes `teacher/model/` (a
 `save_pretrained` dir with its tokenizer) and `teacher/metrics.json`.
 """
@@ -21,16 +21,10 @@ from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
     set_seed,
 )
 
-from teacher.checkpoints import resolve_base
-from teacher.collapse_guard import CollapseGuard, prior_entropy
-from teacher.encoding import encode_rows, predict_logits
-from teacher.mean_pool import MeanPoolForSequenceClassification
-from teacher.task_vocabulary import vocabulary_inputs, vocabulary_texts
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -44,13 +38,23 @@ from tinykd.artifacts import (
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ConfigError
-from tinykd.hf_training import checkpoint_step, dev_accuracy, length_grouped_sampling, prepare_checkpoints
+from tinykd.hf_training import (
+    BEST_FILE,
+    KeepBestOnDev,
+    checkpoint_step,
+    dev_accuracy,
+    length_grouped_sampling,
+    prepare_checkpoints,
+)
 from tinykd.metrics import classification_metrics
 from tinykd.splits import stratified_sample
+from tinykd.teacher.checkpoints import resolve_base
+from tinykd.teacher.collapse_guard import CollapseGuard, prior_entropy
+from tinykd.teacher.encoding import encode_rows, predict_logits
+from tinykd.teacher.mean_pool import MeanPoolForSequenceClassification
+from tinykd.teacher.task_vocabulary import vocabulary_inputs, vocabulary_texts
 from tinykd.teacher_shape import TeacherShape, teacher_problems
 from tinykd.vocabulary_pruning import prune_to_texts
-
-BEST_FILE = "tinykd_best.json"
 
 
 @dataclass
@@ -72,33 +76,6 @@ class TeacherResult:
             f"dev accuracy {self.dev_accuracy:.2%}; trained {self.train_seconds:.0f}s "
             f"({self.examples_per_second:.1f} examples/s{resumed})"
         )
-
-
-class KeepBestOnDev(TrainerCallback):
-    """After each dev evaluation, save the model if its dev accuracy is the best so far.
-
-    The best score lives beside the saved model, so it survives a kill and a resume.
-    """
-
-    def __init__(self, best_dir: Path, tokenizer) -> None:
-        self.best_dir = best_dir
-        self.tokenizer = tokenizer
-
-    def best_accuracy(self) -> float:
-        marker = self.best_dir / BEST_FILE
-        return read_json(marker)["dev_accuracy"] if marker.exists() else -1.0
-
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        if state is not None and not state.is_world_process_zero:
-            return  # under torchrun only process 0 writes
-        accuracy = metrics["eval_accuracy"]
-        if accuracy > self.best_accuracy():
-            with atomic_path(self.best_dir) as tmp:
-                model.save_pretrained(tmp)
-                self.tokenizer.save_pretrained(tmp)
-                (tmp / BEST_FILE).write_text(
-                    f'{{"dev_accuracy": {accuracy}, "epoch": {state.epoch}, "step": {state.global_step}}}\n'
-                )
 
 
 def run(config: Config, paths: RunPaths) -> TeacherResult:
@@ -208,7 +185,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
 
 
 def _pruned(model, tokenizer, config: Config, paths: RunPaths):
-    """`teacher.prune_vocabulary`: the model and tokenizer cut to the task's tokens (teacher.task_vocabulary), and
+    """`teacher.prune_vocabulary`: the model and tokenizer cut to the task's tokens (tinykd.teacher.task_vocabulary), and
     what was kept. A hub teacher's tokenizer is known only now; one pruning cannot rewrite is a config error."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     kind = type(backend.model).__name__ if backend is not None else type(tokenizer).__name__

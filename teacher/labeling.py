@@ -20,7 +20,6 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from teacher.encoding import encode_rows, predict_logits
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -32,6 +31,7 @@ from tinykd.artifacts import (
 )
 from tinykd.config import Config
 from tinykd.environment import environment
+from tinykd.teacher.encoding import encode_rows, predict_logits
 
 
 @dataclass

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.tfidf_floor import TfidfFloor
 from tests.conftest import ROOT, topic_task, write_config
+from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.config import CPU_BACKENDS
 
 pytestmark = pytest.mark.slow

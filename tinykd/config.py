@@ -613,7 +613,7 @@ class Config(Section):
     def where(self, key_path: str) -> str:
         """Where the file this config was loaded from sets `key_path` (list items by index): `file:line` (of the
         key, else of its closest parent), `file (--set)`, or "" for a config built in code."""
-        from tinykd.config_loading import located, nearest_line
+        from tinykd.key_paths import located, nearest_line
 
         return located(self._source, nearest_line(key_path, self._lines)) if self._source else ""
 

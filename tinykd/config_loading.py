@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from tinykd.config import Config
 from tinykd.errors import ConfigError
-from tinykd.key_paths import KeyPathError, dotted, set_key
+from tinykd.key_paths import KeyPathError, dotted, located, nearest_line, set_key
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -187,21 +187,3 @@ def _describe(err: ValidationError, path: Path, lines: dict[str, int], raw: Any)
 # its message with the key path it is about: `students.1.relation.teacher_layer: ...` at the root,
 # `budget.batch 8 is not one of ...`, `teacher_layers [-1, 3]: ...` in students.1; that key's line is the place.
 _LEADING_KEY_PATH = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)[: ]")
-
-
-def located(path: str | Path, line: int | str | None) -> str:
-    """`file:line`, `file (--set)` or `file`."""
-    return f"{path}:{line}" if isinstance(line, int) else f"{path} ({line})" if line else str(path)
-
-
-def nearest_line(key_path: str, lines: dict[str, int | str]) -> int | str | None:
-    """The line of the key itself, else of its closest parent (a missing key is reported at its section)."""
-    if not key_path:
-        return None
-    parts = key_path.split(".")
-    while parts:
-        key = ".".join(parts)
-        if key in lines:
-            return lines[key]
-        parts.pop()
-    return None

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import pandas as pd
+
 from tinykd.artifacts import RunPaths, fingerprint, read_json, recorded_fingerprint, write_json, write_parquet
 from tinykd.config import SPLITS, Config, FileSource, TaskConfig
 from tinykd.errors import DataError

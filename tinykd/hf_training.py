@@ -1,4 +1,5 @@
-"""What every HF `Trainer` run in tinykd shares: resumable checkpoints, length-grouped batches, dev accuracy.
+"""What every HF `Trainer` run in tinykd shares: resumable checkpoints, length-grouped batches, dev accuracy,
+the best-on-dev model kept beside the checkpoints (the teacher and each tiny-transformer stage).
 
 A run's checkpoints live in one work directory marked with the run's fingerprint; a directory from
 another configuration is cleared, and a checkpoint killed while saving (no `trainer_state.json`, which
@@ -12,9 +13,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
+
+from tinykd.artifacts import atomic_path, read_json
 
 STATE_FILE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it is incomplete
+BEST_FILE = "tinykd_best.json"  # beside a kept best-on-dev model: its dev accuracy, epoch and step
 
 
 def prepare_checkpoints(work: Path, stamp: str) -> Path | None:
@@ -51,3 +55,30 @@ def dev_accuracy(prediction) -> dict:
     predicted = np.asarray(prediction.predictions).argmax(-1)
     gold = np.asarray(prediction.label_ids)
     return {"accuracy": float((predicted == gold).mean())}
+
+
+class KeepBestOnDev(TrainerCallback):
+    """After each dev evaluation, save the model if its dev accuracy is the best so far.
+
+    The best score lives beside the saved model, so it survives a kill and a resume.
+    """
+
+    def __init__(self, best_dir: Path, tokenizer) -> None:
+        self.best_dir = best_dir
+        self.tokenizer = tokenizer
+
+    def best_accuracy(self) -> float:
+        marker = self.best_dir / BEST_FILE
+        return read_json(marker)["dev_accuracy"] if marker.exists() else -1.0
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        if state is not None and not state.is_world_process_zero:
+            return  # under torchrun only process 0 writes
+        accuracy = metrics["eval_accuracy"]
+        if accuracy > self.best_accuracy():
+            with atomic_path(self.best_dir) as tmp:
+                model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                (tmp / BEST_FILE).write_text(
+                    f'{{"dev_accuracy": {accuracy}, "epoch": {state.epoch}, "step": {state.global_step}}}\n'
+                )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 Keys = list[str | int]
@@ -96,3 +97,21 @@ def _list_item(items: list, segments: list[str], where: str) -> tuple[int, int]:
     close = difflib.get_close_matches(segment, names, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise KeyPathError(f"{where} has no item named '{segment}' ({hint}{choices})")
+
+
+def located(path: str | Path, line: int | str | None) -> str:
+    """`file:line`, `file (--set)` or `file`."""
+    return f"{path}:{line}" if isinstance(line, int) else f"{path} ({line})" if line else str(path)
+
+
+def nearest_line(key_path: str, lines: dict[str, int | str]) -> int | str | None:
+    """The line of the key itself, else of its closest parent (a missing key is reported at its section)."""
+    if not key_path:
+        return None
+    parts = key_path.split(".")
+    while parts:
+        key = ".".join(parts)
+        if key in lines:
+            return lines[key]
+        parts.pop()
+    return None

@@ -30,27 +30,27 @@ class Stage:
 
 STAGES = (
     Stage("data", "tinykd.data_stage", "read the task source, check every row, write train/dev/test Parquet splits"),
-    Stage("augment", "augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
+    Stage("augment", "tinykd.augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
           configured=lambda config: config.augment is not None),
-    Stage("teacher", "teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill; a pruned vocabulary covers the augmented texts)"),
-    Stage("label", "teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
-    Stage("distill", "student.distill_stage", "train the students: BOW, TextCNN, BiLSTM on gold + teacher-labelled rows; tiny transformers by their schedule",
+    Stage("teacher", "tinykd.teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill; a pruned vocabulary covers the augmented texts)"),
+    Stage("label", "tinykd.teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
+    Stage("distill", "tinykd.student.stage", "train the students: BOW, TextCNN, BiLSTM on gold + teacher-labelled rows; tiny transformers by their schedule",
           configured=lambda config: bool(config.students)),
-    Stage("compress", "compress.stage", "export and quantize each model (torch int8, ONNX Runtime fp32 / fused / int8 "
+    Stage("compress", "tinykd.compress.stage", "export and quantize each model (torch int8, ONNX Runtime fp32 / fused / int8 "
           "dynamic + static; IPEX, GPU backends where available) and judge each on the test split"),
-    Stage("bench", "benchmarks.stage", "time every model × backend × batch × length × threads, raw text in, labels out; "
+    Stage("bench", "tinykd.benchmarks.stage", "time every model × backend × batch × length × threads, raw text in, labels out; "
           "fp32 GEMM peak, peak RSS, budget verdicts"),
-    Stage("report", "benchmarks.report", "report/report.md + report.html: teacher vs students, plots, the verdict"),
+    Stage("report", "tinykd.benchmarks.report", "report/report.md + report.html: teacher vs students, plots, the verdict"),
 )
 # Experiments run on demand, not as part of `all` / `make distill`.
 EXPERIMENTS = (
-    Stage("compare", "student.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
+    Stage("compare", "tinykd.student.experiments.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
           configured=lambda config: any(s.data == "distilled" for s in config.small_students)),
-    Stage("ablate", "student.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
+    Stage("ablate", "tinykd.student.experiments.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
           configured=lambda config: config.ablation is not None),
-    Stage("ablate-schedule", "student.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "
+    Stage("ablate-schedule", "tinykd.student.experiments.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "
           "relations, + augmented rows, + general distillation", configured=lambda config: config.schedule_ablation is not None),
-    Stage("search", "search.stage", "one worker of an Optuna study over search.space: distill -> compress -> quick "
+    Stage("search", "tinykd.search.stage", "one worker of an Optuna study over search.space: distill -> compress -> quick "
           "bench per trial; pareto.csv, best.yaml, plots", configured=lambda config: config.search is not None),
 )
 BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}

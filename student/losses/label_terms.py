@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from student.losses.hard import hard_label_loss
-from student.losses.soft import soft_label_loss
+from tinykd.student.losses.hard import hard_label_loss
+from tinykd.student.losses.soft import soft_label_loss
 
 
 def label_terms(logits: torch.Tensor, targets: torch.Tensor | None, teacher_logits: torch.Tensor | None,

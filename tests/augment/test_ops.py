@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from augment.n_sampling import NSampling
-from augment.pos_substitution import PosIndex, PosSubstitution
-from augment.unk_noise import UnkNoise
-from augment.words import join, tag
+from tinykd.augment.n_sampling import NSampling
+from tinykd.augment.pos_substitution import PosIndex, PosSubstitution
+from tinykd.augment.unk_noise import UnkNoise
+from tinykd.augment.words import join, tag
 
 TEXT = "这家酒店的服务很好，房间也干净。"
 OTHER = "那个宾馆的早餐太差，位置也偏僻。"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from augment import stage
 from tests.conftest import file_task, write_config
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
+from tinykd.augment import stage
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
 
@@ -96,7 +96,7 @@ def test_textattack_op_without_its_environment_is_a_clear_error(sentiment_files,
 
 @pytest.mark.textattack
 def test_textattack_transformation_through_its_environment(sentiment_files, tmp_path):
-    from augment.textattack_op import textattack_python
+    from tinykd.augment.textattack_op import textattack_python
 
     if textattack_python() is None:
         pytest.skip("no textattack environment (make textattack-env)")

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from benchmarks.budget import judge, judge_results, ship
+from tinykd.benchmarks.budget import judge, judge_results, ship
 from tinykd.config import BudgetConfig
 
 BUDGET = BudgetConfig(qps=100.0, p99_ms=20.0, batch=1, threads=2, device="cpu")

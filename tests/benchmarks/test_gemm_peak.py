@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.gemm_peak import ForwardFlops, gemm_peak
-from compress.model_source import ModelSource
+from tinykd.benchmarks.gemm_peak import ForwardFlops, gemm_peak
+from tinykd.compress.model_source import ModelSource
 
 
 def test_gemm_peak_is_the_best_size():

@@ -9,8 +9,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from benchmarks import gemm_peak, report, stage
 from tests.benchmarks.test_stage import BENCH, _config, _run_dir
+from tinykd.benchmarks import gemm_peak, report, stage
 from tinykd.errors import ArtifactError
 
 
@@ -88,8 +88,8 @@ def test_a_share_of_the_peak_over_100_percent_in_fp32_is_shown_as_a_measurement_
 def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_path):
     import matplotlib.pyplot as plt
 
-    from benchmarks.report_search import search_section
     from tinykd.artifacts import RunPaths
+    from tinykd.benchmarks.report_search import search_section
 
     paths = RunPaths(tmp_path / "run")
     assert search_section(paths) is None  # no `make search` yet: no section
@@ -120,7 +120,7 @@ def test_the_search_section_shows_the_front_the_baseline_line_and_the_plots(tmp_
 
 
 def test_the_verdict_column_says_which_bound_a_pair_misses():
-    from benchmarks.budget import judge
+    from tinykd.benchmarks.budget import judge
     from tinykd.config import BudgetConfig
 
     budget = BudgetConfig(qps=1000, p99_ms=20, batch=8, threads=2)  # one 2-core machine: one process

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from benchmarks.report import per_class_f1_table, with_macro_f1
 from tinykd.artifacts import RunPaths, write_json
+from tinykd.benchmarks.report import per_class_f1_table, with_macro_f1
 
 NAMES = ["billing-issue", "late-delivery", "refund-request"]
 

@@ -10,11 +10,11 @@ import types
 import pandas as pd
 import pytest
 
-from benchmarks import gemm_peak, stage
-from compress.backend import BACKENDS, BackendInfo
 from tests.conftest import file_task, install_as_teacher, sentiment_rows, write_config
 from tests.tiny_models import save_tiny_teacher
 from tinykd.artifacts import RunPaths, write_json
+from tinykd.benchmarks import gemm_peak, stage
+from tinykd.compress.backend import BACKENDS, BackendInfo
 from tinykd.config_loading import load_config
 from tinykd.errors import ArtifactError, ConfigError
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.tfidf_floor import TfidfFloor
 from tests.conftest import TOPICS, topic_rows
+from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.errors import DataError
 
 NAMES = ["billing-issue", "late-delivery", "poor-quality", "refund-request"]

@@ -10,15 +10,15 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig
 
-from compress import onnx_fp32, onnx_int8_dynamic, onnx_int8_static, onnx_optimized, torch_int8
-from compress.backend import BuildContext
-from compress.model_source import ModelSource, to_torch
-from compress.onnx_export import FP32_ATOL, export_onnx, verification_batches
-from student.registry import build_small_student
-from student.small_student import SmallStudentConfig
-from student.vocabulary import StudentTokenizer, split_text
-from teacher.mean_pool import MeanPoolConfig, MeanPoolForSequenceClassification
 from tests.conftest import sentiment_rows
+from tinykd.compress import onnx_fp32, onnx_int8_dynamic, onnx_int8_static, onnx_optimized, torch_int8
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource, to_torch
+from tinykd.compress.onnx_export import FP32_ATOL, export_onnx, verification_batches
+from tinykd.student.models.registry import build_small_student
+from tinykd.student.models.small_student import SmallStudentConfig
+from tinykd.student.models.vocabulary import StudentTokenizer, split_text
+from tinykd.teacher.mean_pool import MeanPoolConfig, MeanPoolForSequenceClassification
 
 # int8 vs fp32 accuracy of the same trained model on 120 held-out rows: at most 2 rows may flip (1.67 pts).
 INT8_BOUND_PTS = 100 * 2 / 120
@@ -136,10 +136,10 @@ def test_int8_backends_keep_the_accuracy_of_a_trained_student(kind, tmp_path):
 
 
 def test_footprint_of_an_onnx_build_is_measured_in_a_child_process(tmp_path):
-    """`bench` measures each model x backend's peak RSS in a fresh child (benchmarks.footprint): serving an ONNX
+    """`bench` measures each model x backend's peak RSS in a fresh child (tinykd.benchmarks.footprint): serving an ONNX
     Runtime int8 build there adds memory over the child's imports. (The e2e tests time real models with the
     footprint off; this and the stage test cover it.)"""
-    from benchmarks.footprint import FootprintSpec, measure_footprint
+    from tinykd.benchmarks.footprint import FootprintSpec, measure_footprint
 
     texts = [text for _, text in sentiment_rows(60)]
     source, model = _small_source(tmp_path / "cnn", "cnn", texts, width=64)

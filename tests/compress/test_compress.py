@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 import torch
 
-from compress import onnx_fp32, onnx_optimized, stage
-from compress.backend import BuildContext, load_runner
-from compress.model_source import ModelSource, to_torch
-from compress.onnx_export import FP32_ATOL, verification_batches
-from student import distill_stage
-from student.registry import build_small_student
-from student.small_student import SmallStudentConfig
-from student.vocabulary import StudentTokenizer, split_text
 from tests.conftest import sentiment_rows
 from tests.student.test_distill_stage import _pipeline
+from tinykd.compress import onnx_fp32, onnx_optimized, stage
+from tinykd.compress.backend import BuildContext, load_runner
+from tinykd.compress.model_source import ModelSource, to_torch
+from tinykd.compress.onnx_export import FP32_ATOL, verification_batches
 from tinykd.config import CPU_BACKENDS
 from tinykd.errors import ArtifactError, ConfigError
+from tinykd.student import stage as distill_stage
+from tinykd.student.models.registry import build_small_student
+from tinykd.student.models.small_student import SmallStudentConfig
+from tinykd.student.models.vocabulary import StudentTokenizer, split_text
 
 INT8_BOUND_PTS = 2.0  # int8 vs fp32 accuracy on the 60 test rows of the fixture: at most one row in 30 changes
 
@@ -100,7 +100,7 @@ def test_compress_stage_builds_every_cpu_backend_within_the_int8_bound(sentiment
 
 
 def test_a_new_backend_recipe_rebuilds_only_that_backend(sentiment_files, tiny_teacher, tmp_path, monkeypatch):
-    from compress import onnx_int8_dynamic
+    from tinykd.compress import onnx_int8_dynamic
 
     config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, [])
     config = config.model_copy(update={"compress": config.compress.model_copy(

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from compress import tensorrt, torch_compile_cuda, torch_fp16_cuda
-from compress.backend import BuildContext
-from compress.model_source import ModelSource, to_torch
-from compress.onnx_export import verification_batches
-from compress.stage import backend_reason
+from tinykd.compress import tensorrt, torch_compile_cuda, torch_fp16_cuda
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource, to_torch
+from tinykd.compress.onnx_export import verification_batches
+from tinykd.compress.stage import backend_reason
 
 FP16_ATOL = 2e-2  # fp16 vs fp32 logits of a tiny BERT
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compress import ipex, torch_fp32
-from compress.backend import BuildContext
-from compress.model_source import ModelSource
-from student.registry import build_small_student
-from student.small_student import SmallStudentConfig
-from student.vocabulary import StudentTokenizer, split_text
 from tests.tiny_models import save_tiny_teacher
+from tinykd.compress import ipex, torch_fp32
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.student.models.registry import build_small_student
+from tinykd.student.models.small_student import SmallStudentConfig
+from tinykd.student.models.vocabulary import StudentTokenizer, split_text
 
 TEXTS = ["很好的一次体验，下次还会再来", "差", "房间干净，服务不错，价格实惠", "失望",
          "早餐难吃，位置也不好，不推荐"]
@@ -119,7 +119,7 @@ def test_footprint_counts_the_worker_process(ipex_env, bow, tmp_path):
     baseline and peak to the serving parent's, so ipex is not reported as lighter than torch fp32."""
     from dataclasses import replace
 
-    from benchmarks.footprint import FootprintSpec, measure_footprint
+    from tinykd.benchmarks.footprint import FootprintSpec, measure_footprint
 
     ipex.build(bow, tmp_path, BuildContext())
     spec = FootprintSpec(name="bow", directory=str(bow.directory), family="small", pair=False, backend="ipex",

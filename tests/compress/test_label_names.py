@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compress import stage
-from compress.stage import classification_figures
 from tests.conftest import install_as_teacher, topic_task, write_config
 from tinykd.artifacts import RunPaths
+from tinykd.compress import stage
+from tinykd.compress.stage import classification_figures
 from tinykd.config_loading import load_config
 from tinykd.errors import ArtifactError
 

@@ -7,10 +7,10 @@ import shutil
 import optuna
 import yaml
 
-from search.outputs import best_config
 from tests.conftest import file_task
 from tests.search.tiny_search import config_file
 from tinykd.config_loading import load_config
+from tinykd.search.outputs import best_config
 
 
 def test_best_yaml_keeps_env_paths_typed_labels_and_overrides(tmp_path, sentiment_files, monkeypatch):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.space import suggest, with_values
 from tests.search.tiny_search import SPACE, config_file, search_section
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
+from tinykd.search.space import suggest, with_values
 
 
 def _load(tmp_path, sentiment_files, space=None, **search):

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from search import objective as objective_module
-from search import stage
-from search.objective import EpochReporter, Objective
 from tests.conftest import ROOT
 from tests.search.tiny_search import config_file, parent_run, search_section
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError, DataError
+from tinykd.search import objective as objective_module
+from tinykd.search import stage
+from tinykd.search.objective import EpochReporter, Objective
 
 
 def test_the_objective_runs_a_real_trial_and_returns_accuracy_and_latency(tmp_path, sentiment_files):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.objective import Objective
 from tests.search.tiny_search import QUICK_BENCH
 from tests.student.test_distill_stage import _pipeline
 from tinykd.config import SearchConfig
+from tinykd.search.objective import Objective
 
 TINY = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
         "relation": {"heads": 2}, "save_steps": 50,

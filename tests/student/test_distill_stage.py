@@ -7,15 +7,15 @@ import json
 import pandas as pd
 import pytest
 
-from augment import stage as augment_stage
-from student import distill_stage
-from teacher import finetune, labeling
 from tests.conftest import file_task, write_config
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
+from tinykd.augment import stage as augment_stage
 from tinykd.config import AblationConfig, CompareConfig
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
+from tinykd.student import stage as distill_stage
+from tinykd.teacher import finetune, labeling
 
 STUDENTS = [
     {"name": "bow-gold", "kind": "bow", "data": "gold", "losses": {"hard": 1.0, "soft": 0.0}, "epochs": 10,
@@ -68,7 +68,7 @@ def test_distilled_student_needs_an_augment_section(sentiment_files, tmp_path):
 
 
 def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, tmp_path):
-    from student import comparison
+    from tinykd.student.experiments import comparison
 
     students = [{"name": "bow", "kind": "bow", "epochs": 2, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
     config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
@@ -98,7 +98,7 @@ def test_distilled_student_needs_labelled_augmented_rows(sentiment_files, tmp_pa
 
 
 def test_ablation_trains_each_op_alone_and_all_ops(sentiment_files, tiny_teacher, tmp_path):
-    from student import ablation
+    from tinykd.student.experiments import ablation
 
     students = [{"name": "bow", "kind": "bow", "epochs": 2, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
     config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)

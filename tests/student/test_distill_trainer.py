@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
-from student.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
-from student.tiny_transformer import build_tiny_transformer
-from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
+from tinykd.student.models.tiny_transformer import build_tiny_transformer
+from tinykd.student.trainers.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 
 
 def _features(tokenizer, rows, with_logits: bool) -> list[dict]:

@@ -12,15 +12,15 @@ import pytest
 import torch
 from transformers import TrainingArguments
 
-from student import distill_stage
-from student.distill_trainer import DistillationTrainer, LossSettings
-from student.losses.hard import NO_TARGET
-from student.losses.label_terms import label_terms
-from student.small_trainer import TokenCache
 from tests.conftest import file_task, write_config, write_tsv
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths, write_json
 from tinykd.config_loading import load_config
+from tinykd.student import stage as distill_stage
+from tinykd.student.losses.hard import NO_TARGET
+from tinykd.student.losses.label_terms import label_terms
+from tinykd.student.trainers.distill_trainer import DistillationTrainer, LossSettings
+from tinykd.student.trainers.small_trainer import TokenCache
 
 T = 3.0  # with 4 rows, T = 2 would make T² · mean equal the plain sum and hide a wrong reduction
 LN3 = math.log(3.0)

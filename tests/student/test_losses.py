@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from student.losses.hard import NO_TARGET, hard_label_loss
-from student.losses.soft import soft_label_loss
+from tinykd.student.losses.hard import NO_TARGET, hard_label_loss
+from tinykd.student.losses.soft import soft_label_loss
 
 
 def test_soft_loss_is_zero_for_equal_logits_and_matches_the_formula():

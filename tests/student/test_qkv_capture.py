@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
-from student.losses.relation import relation_loss
-from student.qkv_capture import capture_qkv
+from tinykd.student.losses.relation import relation_loss
+from tinykd.student.trainers.qkv_capture import capture_qkv
 
 
 def _bert(layers: int = 3, hidden: int = 32, heads: int = 4, seed: int = 0) -> BertForSequenceClassification:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from student.losses.relation import relation_loss
+from tinykd.student.losses.relation import relation_loss
 
 ALL_PAIRS = (("query", "query"), ("key", "key"), ("value", "value"), ("query", "key"))
 

@@ -7,13 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from student import distill_stage, schedule_ablation
 from tests.conftest import file_task, write_config
 from tests.student.test_distill_stage import _pipeline
 from tests.student.test_transformer_distill import TINY
 from tinykd.config import ScheduleAblationConfig, ScheduleStage, TransformerStudentSpec
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
+from tinykd.student import stage as distill_stage
+from tinykd.student.experiments import schedule_ablation
 
 STUDENT = dict(TINY, schedule=[
     {"stage": "task_relation", "max_rows": 64, "epochs": 1, "batch_size": 16, "learning_rate": 1e-3},

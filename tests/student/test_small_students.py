@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from student.registry import SMALL_STUDENTS, build_small_student, load_small_student
-from student.small_student import SmallStudentConfig
-from student.vocabulary import PAD, UNK, StudentTokenizer, split_text
+from tinykd.student.models.registry import SMALL_STUDENTS, build_small_student, load_small_student
+from tinykd.student.models.small_student import SmallStudentConfig
+from tinykd.student.models.vocabulary import PAD, UNK, StudentTokenizer, split_text
 
 TEXTS = ["这家酒店的服务很好", "房间太小了，很失望", "服务很好，房间干净", "早餐一般"]
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from student.tiny_transformer import build_tiny_transformer, evenly_spaced_layers
-from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
+from tinykd.student.models.tiny_transformer import build_tiny_transformer, evenly_spaced_layers
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 
 
 def _teacher(layers: int = 6, hidden: int = 32, heads: int = 4) -> BertForSequenceClassification:

@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from student import distill_stage
 from tests.conftest import file_task, write_config
 from tests.student.test_distill_stage import _pipeline
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
+from tinykd.student import stage as distill_stage
 
 TINY = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
         "relation": {"heads": 2, "pairs": ["Q-Q", "K-K", "V-V", "Q-K"]}, "save_steps": 5,

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from transformers import TrainerState
 
-from teacher import finetune
-from teacher.collapse_guard import CollapseGuard, prior_entropy
 from tests.teacher.test_finetune import _config
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
 from tinykd.errors import TrainingError
+from tinykd.teacher import finetune
+from tinykd.teacher.collapse_guard import CollapseGuard, prior_entropy
 
 
 def _feed(guard: CollapseGuard, losses: list[float], every: int = 25) -> None:

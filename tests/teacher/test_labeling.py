@@ -9,10 +9,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tests.conftest import file_task, install_as_teacher, write_config
-from teacher import labeling
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
 from tinykd.config_loading import load_config
+from tinykd.teacher import labeling
 
 
 def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_path):
@@ -42,7 +42,7 @@ def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_p
 
 
 def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_files, tiny_teacher, tmp_path):
-    from augment import stage as augment_stage
+    from tinykd.augment import stage as augment_stage
 
     augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}]}
     sections = {"task": file_task(sentiment_files), "augment": augment,

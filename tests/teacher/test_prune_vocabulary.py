@@ -13,14 +13,14 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from augment import stage as augment_stage
-from teacher import finetune
 from tests.conftest import file_task, sentiment_rows, write_config, write_tsv
 from tests.tiny_models import SPECIALS, char_tokenizer, save_tiny_teacher
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
+from tinykd.augment import stage as augment_stage
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
+from tinykd.teacher import finetune
 
 TEST_ONLY = "龘"  # in the teacher's vocabulary and in one test row, nowhere in train or dev
 UNUSED = "宇宙飞船"  # in the teacher's vocabulary, in no split

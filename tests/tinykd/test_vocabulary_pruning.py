@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
-from transformers import PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
 
-from tinykd.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
 from tests.conftest import sentiment_rows
+from tinykd.vocabulary_pruning import prune_embeddings, prune_tokenizer, used_token_ids
 
 TEXTS = [text for _, text in sentiment_rows(200)]
 
@@ -85,7 +90,7 @@ def test_bpe_is_refused():
 
 
 def test_mean_pool_wrapper_prunes_its_encoder_config():
-    from teacher.mean_pool import MeanPoolConfig, MeanPoolForSequenceClassification
+    from tinykd.teacher.mean_pool import MeanPoolConfig, MeanPoolForSequenceClassification
 
     tokenizer = _unigram_tokenizer()
     torch.manual_seed(0)

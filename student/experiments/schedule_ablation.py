@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from student.transformer_distill import distill_transformer
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
 from tinykd.config import Config, ScheduleStage, TransformerLosses, TransformerStudentSpec, default_schedule
 from tinykd.errors import ConfigError
+from tinykd.student.trainers.transformer_distill import distill_transformer
 
 RUN_COLUMNS = ["variant", "schedule", "seed", "dev_accuracy", "test_accuracy", "train_seconds", "parameters"]
 

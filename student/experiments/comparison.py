@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from student.distill_stage import distill_one
-from student.small_trainer import TokenCache
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
 from tinykd.config import Config, LossWeights, SmallStudentSpec
-
+from tinykd.student.stage import distill_one
+from tinykd.student.trainers.small_trainer import TokenCache
 
 RUN_COLUMNS = ["student", "kind", "variant", "seed", "augmented_rows", "test_accuracy", "train_seconds"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from student.small_student import SmallStudent, SmallStudentConfig
+from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
 
 
 class BowStudent(SmallStudent):

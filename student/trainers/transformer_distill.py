@@ -21,24 +21,43 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from transformers import (AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, TrainerCallback,
-                          TrainingArguments)
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    TrainerCallback,
+    TrainingArguments,
+)
 
-import teacher  # noqa: F401  (registers the mean-pool classifier with the Auto classes)
-from student.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
-from student.losses.hard import NO_TARGET
-from student.tiny_transformer import build_tiny_transformer, encoder_config
-from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
-from teacher.encoding import encode_rows, predict_logits
-from teacher.finetune import BEST_FILE, KeepBestOnDev
-from tinykd.artifacts import (RunPaths, atomic_path, directory_digest, fingerprint, read_json, recorded_fingerprint,
-                              require, write_json)
+import tinykd.teacher  # noqa: F401  (registers the mean-pool classifier with the Auto classes)
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    directory_digest,
+    fingerprint,
+    read_json,
+    recorded_fingerprint,
+    require,
+    write_json,
+)
 from tinykd.config import Config, ScheduleStage, TransformerStudentSpec
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError
-from tinykd.hf_training import checkpoint_step, dev_accuracy, length_grouped_sampling, prepare_checkpoints
+from tinykd.hf_training import (
+    BEST_FILE,
+    KeepBestOnDev,
+    checkpoint_step,
+    dev_accuracy,
+    length_grouped_sampling,
+    prepare_checkpoints,
+)
 from tinykd.metrics import classification_metrics
 from tinykd.peoples_daily import read_peoples_daily
+from tinykd.student.losses.hard import NO_TARGET
+from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
+from tinykd.student.trainers.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
+from tinykd.teacher.encoding import encode_rows, predict_logits
+from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 
 TOKEN_MAP = "tinykd_token_map.json"  # student token id -> teacher token id, saved beside a pruned student
 PAIRS = {"Q-Q": ("query", "query"), "K-K": ("key", "key"), "V-V": ("value", "value"), "Q-K": ("query", "key")}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from student.bilstm import BiLstmStudent
-from student.bow import BowStudent
-from student.small_student import SmallStudent, SmallStudentConfig
-from student.textcnn import TextCnnStudent
+from tinykd.student.models.bilstm import BiLstmStudent
+from tinykd.student.models.bow import BowStudent
+from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
+from tinykd.student.models.textcnn import TextCnnStudent
 
 SMALL_STUDENTS: dict[str, type[SmallStudent]] = {"bow": BowStudent, "cnn": TextCnnStudent, "lstm": BiLstmStudent}
 

@@ -1,6 +1,6 @@
 """Stage `distill`: train every student in `students:` and judge it on dev and test.
 
-Tiny transformer students go through their schedule in `student.transformer_distill`; this module
+Tiny transformer students go through their schedule in `tinykd.student.trainers.transformer_distill`; this module
 trains the small ones.
 
 Small students (BOW, TextCNN, BiLSTM) learn from the gold train rows and, with `data: distilled`, from
@@ -19,10 +19,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from student.losses.hard import NO_TARGET
-from student.preflight import check_students
-from student.small_trainer import Encoded, TokenCache, encode_table, predict, train_small_student
-from student.vocabulary import StudentTokenizer
 from tinykd.artifacts import (
     RunPaths,
     atomic_path,
@@ -35,6 +31,10 @@ from tinykd.artifacts import (
 from tinykd.config import Config, SmallStudentSpec, TransformerStudentSpec
 from tinykd.environment import environment
 from tinykd.metrics import classification_metrics
+from tinykd.student.losses.hard import NO_TARGET
+from tinykd.student.models.vocabulary import StudentTokenizer
+from tinykd.student.preflight import check_students
+from tinykd.student.trainers.small_trainer import Encoded, TokenCache, encode_table, predict, train_small_student
 from tinykd.task_rows import text_columns
 
 
@@ -54,7 +54,9 @@ def run(config: Config, paths: RunPaths) -> DistillResult:
     result, cache = DistillResult(), TokenCache()
     for spec in config.students:
         if isinstance(spec, TransformerStudentSpec):
-            from student.transformer_distill import distill_transformer  # loads the teacher's stack only when needed
+            from tinykd.student.trainers.transformer_distill import (
+                distill_transformer,  # loads the teacher's stack only when needed
+            )
 
             metrics = distill_transformer(config, spec, paths)
         else:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-
 from safetensors.torch import load_file, save_file
 
-from benchmarks.device_carry import MANIFEST, WEIGHTS, dequantize_rows, grow, pack, quantize_rows, shrink, unpack
-from tinykd.artifacts import directory_digest
-from compress.model_source import ModelSource, to_torch
 from tests.conftest import file_task, install_as_teacher, sentiment_rows, write_config
-from tinykd.artifacts import RunPaths, read_json
+from tinykd.artifacts import RunPaths, directory_digest, read_json
+from tinykd.compress.device_carry import MANIFEST, WEIGHTS, dequantize_rows, grow, pack, quantize_rows, shrink, unpack
+from tinykd.compress.model_source import ModelSource, to_torch
 from tinykd.config_loading import load_config
 
 

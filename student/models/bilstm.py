@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from student.small_student import SmallStudent, SmallStudentConfig
+from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
 
 
 class BiLstmStudent(SmallStudent):

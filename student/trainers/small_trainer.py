@@ -21,11 +21,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from student.losses.label_terms import label_terms
-from student.registry import build_small_student
-from student.small_student import SmallStudent, SmallStudentConfig
-from student.vocabulary import StudentTokenizer, split_text
 from tinykd.config import SmallStudentSpec
+from tinykd.student.losses.label_terms import label_terms
+from tinykd.student.models.registry import build_small_student
+from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
+from tinykd.student.models.vocabulary import StudentTokenizer, split_text
 
 
 class TokenCache:

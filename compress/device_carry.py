@@ -14,8 +14,8 @@ The lent GPU machines take at most 64 MiB per call and cannot reach a model hub;
 run there unchanged. Only the `hf` family travels (BOW/CNN students need jieba, which the GPU image lacks,
 and are bound by the tokenizer, not the device).
 
-    python -m benchmarks.device_carry pack --config configs/chnsenticorp.yaml --out .carry teacher tiny4l384
-    python -m benchmarks.device_carry unpack .carry --runs-dir runs-gpu
+    python -m tinykd.compress.device_carry pack --config configs/chnsenticorp.yaml --out .carry teacher tiny4l384
+    python -m tinykd.compress.device_carry unpack .carry --runs-dir runs-gpu
 
 Training on the GPU goes the other way: `base` packs the configured teacher base, pruned to the vocabulary of
 the task's splits *and* its augmented rows (so the teacher, the labels and the students see every text
@@ -24,10 +24,10 @@ save_pretrained dir (deterministically: the same bytes here and there, so the te
 `shrink` stores trained model dirs at ~2 bytes a parameter (fp16; `--int8 NAME` for tensors that were frozen
 at int8 values, such as the teacher's word embeddings) for the trip back (docs/results.md, "Trained on a GPU").
 
-    python -m benchmarks.device_carry base --config configs/chnsenticorp.yaml --out .gpu/base
-    python -m benchmarks.device_carry grow .gpu/base                     # there, and here after the trip
-    python -m benchmarks.device_carry shrink runs/chnsenticorp/students/tiny4l384/model   # there
-    python -m benchmarks.device_carry grow runs/chnsenticorp/students/tiny4l384/model     # here
+    python -m tinykd.compress.device_carry base --config configs/chnsenticorp.yaml --out .gpu/base
+    python -m tinykd.compress.device_carry grow .gpu/base                     # there, and here after the trip
+    python -m tinykd.compress.device_carry shrink runs/chnsenticorp/students/tiny4l384/model   # there
+    python -m tinykd.compress.device_carry grow runs/chnsenticorp/students/tiny4l384/model     # here
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from compress.model_source import ModelSource
-from compress.stage import evaluate
-from compress.torch_fp32 import TorchRunner
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.stage import evaluate
+from tinykd.compress.torch_fp32 import TorchRunner
 from tinykd.config_loading import load_config
 from tinykd.errors import ArtifactError, TinykdError
 from tinykd.task_rows import text_columns
@@ -169,7 +169,7 @@ def pack_base(config_path: str, overrides: list[str], out: Path, runs_dir: str |
     model dir, as `pack` writes one): what a GPU machine fine-tunes the teacher from (`grow` it there)."""
     from transformers import AutoModel, AutoTokenizer
 
-    from teacher.checkpoints import resolve_base
+    from tinykd.teacher.checkpoints import resolve_base
 
     config = load_config(config_path, overrides)
     paths = RunPaths.for_task(config.task.name, runs_dir)
@@ -225,7 +225,7 @@ def _dequantize_into(bundle_model: Path, directory: Path) -> None:
 
 
 def unpack(bundle: Path, runs_dir: str | None) -> RunPaths:
-    manifest = read_json(require(bundle / MANIFEST, "pack (python -m benchmarks.device_carry pack)"))
+    manifest = read_json(require(bundle / MANIFEST, "pack (python -m tinykd.compress.device_carry pack)"))
     paths = RunPaths.for_task(manifest["task"], runs_dir)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     for f in (bundle / "data").iterdir():
@@ -238,7 +238,7 @@ def unpack(bundle: Path, runs_dir: str | None) -> RunPaths:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.device_carry", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tinykd.compress.device_carry", description=__doc__.split("\n\n")[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("pack", help="write a bundle of the named models and the data splits")
     p.add_argument("models", nargs="+", help="'teacher' and/or transformer student names")

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from student.comparison import RUN_COLUMNS, gold_twin, seeded_runs
-from student.small_trainer import TokenCache
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require, write_json
 from tinykd.config import Config, SmallStudentSpec
 from tinykd.errors import ConfigError
+from tinykd.student.experiments.comparison import RUN_COLUMNS, gold_twin, seeded_runs
+from tinykd.student.trainers.small_trainer import TokenCache
 
 
 @dataclass

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
-from student.losses.hard import NO_TARGET
-from student.losses.label_terms import label_terms
-from student.losses.relation import DEFAULT_PAIRS, Pair, relation_loss
-from student.qkv_capture import capture_qkv
+from tinykd.student.losses.hard import NO_TARGET
+from tinykd.student.losses.label_terms import label_terms
+from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair, relation_loss
+from tinykd.student.trainers.qkv_capture import capture_qkv
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from student.small_student import SmallStudent, SmallStudentConfig
+from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
 
 
 class TextCnnStudent(SmallStudent):
