@@ -8,19 +8,19 @@ A backend module (`compress/<name>.py`) has three functions:
 - `load(source, out, threads) -> Runner`: a callable from tokenized numpy inputs to (B, K) float32 logits,
   using `threads` intra-op threads.
 
-The stage and the benchmark harness only ever go through this table.
+The table itself (`tinykd.backend_table`: name -> module, device, precision, ...) lives in the spine, where the
+config checks backend names against it; the stage and the benchmark harness only ever go through it.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Callable, Protocol
 
 import numpy as np
 
+from tinykd.backend_table import BACKENDS, BackendInfo
 from tinykd.compress.model_source import ModelSource
 from tinykd.errors import ArtifactError
 
@@ -37,35 +37,6 @@ class BuildContext:
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)  # tokenized train batches
     opset: int = 17
     built: Callable[[str], Path] | None = None  # backend name -> its finished directory for this model (e.g. onnx-fp32)
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str
-    module: str
-    device: str  # "cpu" or "cuda"
-    needs: tuple[str, ...] = ()  # backends whose artifacts this one starts from (built first)
-    families: tuple[str, ...] = ("hf", "small")  # model families it applies to
-    # What its matmuls compute in: a forward in the device's peak dtype (CPU fp32, CUDA fp16) cannot run faster
-    # than that peak, so the bench flags a share above 100 % as a measurement error; int8 may exceed it.
-    precision: str = "fp32"
-
-    def load_module(self) -> ModuleType:
-        return importlib.import_module(self.module)
-
-
-BACKENDS: dict[str, BackendInfo] = {b.name: b for b in (
-    BackendInfo("torch-fp32", "tinykd.compress.torch_fp32", "cpu"),
-    BackendInfo("torch-int8", "tinykd.compress.torch_int8", "cpu", precision="int8"),
-    BackendInfo("onnx-fp32", "tinykd.compress.onnx_fp32", "cpu"),
-    BackendInfo("onnx-optimized", "tinykd.compress.onnx_optimized", "cpu", needs=("onnx-fp32",), families=("hf",)),
-    BackendInfo("onnx-int8-dynamic", "tinykd.compress.onnx_int8_dynamic", "cpu", needs=("onnx-fp32",), precision="int8"),
-    BackendInfo("onnx-int8-static", "tinykd.compress.onnx_int8_static", "cpu", needs=("onnx-fp32",), precision="int8"),
-    BackendInfo("ipex", "tinykd.compress.ipex", "cpu"),
-    BackendInfo("torch-fp16-cuda", "tinykd.compress.torch_fp16_cuda", "cuda", precision="fp16"),
-    BackendInfo("torch-compile-cuda", "tinykd.compress.torch_compile_cuda", "cuda", precision="fp16"),
-    BackendInfo("tensorrt", "tinykd.compress.tensorrt", "cuda", families=("hf",), precision="fp16"),
-)}
 
 
 def backend(name: str) -> BackendInfo:

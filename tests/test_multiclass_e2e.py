@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, topic_task, write_config
 from tinykd.benchmarks.tfidf_floor import TfidfFloor
-from tinykd.config import CPU_BACKENDS
+from tinykd.config import DEFAULT_BACKENDS
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_a_four_class_task_runs_every_stage_with_its_label_names(tmp_path, topic
     # macro-F1 and F1 per class; fp32 graphs keep the torch figures exactly.
     table = pd.read_csv(run / "compressed" / "summary.csv")
     models = ["teacher", *(s["name"] for s in STUDENTS)]
-    expected = {(m, b) for m in models for b in CPU_BACKENDS} - {(m, "onnx-optimized") for m in ("bow", "cnn", "lstm")}
+    expected = {(m, b) for m in models for b in DEFAULT_BACKENDS} - {(m, "onnx-optimized") for m in ("bow", "cnn", "lstm")}
     assert set(zip(table["model"], table["backend"])) == expected and table["macro_f1"].between(0, 1).all()
     for model, backend in expected:
         test = json.loads((run / "compressed" / model / backend / "metrics.json").read_text())["test"]
@@ -106,8 +106,8 @@ def test_a_four_class_task_runs_every_stage_with_its_label_names(tmp_path, topic
     results = pd.read_parquet(run / "bench" / "results.parquet")
     assert set(results["model"]) == {*models, "tfidf-lr"} and (results["qps"] > 0).all()
     served = results[results["model"] != "tfidf-lr"]
-    assert set(served[served["model"] == "teacher"]["backend"]) == set(CPU_BACKENDS)
-    assert set(served[served["model"] == "bow"]["backend"]) == set(CPU_BACKENDS) - {"onnx-optimized"}  # hf only
+    assert set(served[served["model"] == "teacher"]["backend"]) == set(DEFAULT_BACKENDS)
+    assert set(served[served["model"] == "bow"]["backend"]) == set(DEFAULT_BACKENDS) - {"onnx-optimized"}  # hf only
     assert results["requests_digest"].nunique() == 1 and results["macro_f1"].notna().all()
 
     # The report shows macro-F1 beside accuracy and the F1 of each class by name.

@@ -15,7 +15,7 @@ from tinykd.compress import onnx_fp32, onnx_optimized, stage
 from tinykd.compress.backend import BuildContext, load_runner
 from tinykd.compress.model_source import ModelSource, to_torch
 from tinykd.compress.onnx_export import FP32_ATOL, verification_batches
-from tinykd.config import CPU_BACKENDS
+from tinykd.config import DEFAULT_BACKENDS
 from tinykd.errors import ArtifactError, ConfigError
 from tinykd.student import stage as distill_stage
 from tinykd.student.models.registry import build_small_student
@@ -75,7 +75,7 @@ def test_compress_stage_builds_every_cpu_backend_within_the_int8_bound(sentiment
 
     table = pd.read_csv(paths.root / "compressed" / "summary.csv")
     built = set(zip(table["model"], table["backend"]))
-    assert built == {(m, b) for m in ("teacher", "bow") for b in CPU_BACKENDS} - {("bow", "onnx-optimized")}
+    assert built == {(m, b) for m in ("teacher", "bow") for b in DEFAULT_BACKENDS} - {("bow", "onnx-optimized")}
     assert result.skipped == [("bow", "onnx-optimized", "does not apply to 'small' models")]
     for row in table.itertuples():
         metrics = json.loads((paths.compressed(row.model, row.backend) / "metrics.json").read_text())

