@@ -5,8 +5,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from tinykd.student.losses import LossBatch
 
 NO_TARGET = -100
 
@@ -16,3 +21,8 @@ def hard_label_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torc
     if (targets == NO_TARGET).all():
         return student_logits.sum() * 0.0
     return F.cross_entropy(student_logits, targets, ignore_index=NO_TARGET)
+
+
+def term(batch: LossBatch) -> torch.Tensor:
+    """The registered `hard` term: logits (B, K) against targets (B,) -> scalar."""
+    return hard_label_loss(batch.logits, batch.targets)

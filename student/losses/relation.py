@@ -14,9 +14,13 @@ Padded tokens are masked out as keys (their probability is 0 in both distributio
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from tinykd.student.losses import LossBatch
 
 Pair = tuple[str, str]  # e.g. ("query", "key")
 DEFAULT_PAIRS: tuple[Pair, ...] = (("query", "query"), ("key", "key"), ("value", "value"))
@@ -50,3 +54,9 @@ def relation_loss(teacher: dict[str, torch.Tensor], student: dict[str, torch.Ten
         kl = (log_t.exp() * keys * (log_t - log_s)).sum(-1)  # (B, R, L)
         total = total + kl[real_queries].mean()
     return total
+
+
+def term(batch: LossBatch) -> torch.Tensor:
+    """The registered `relation` term on the batch's captured Q/K/V (teacher layer vs student last layer) -> scalar."""
+    attention = batch.attention
+    return relation_loss(attention.teacher, attention.student, attention.mask, attention.heads, attention.pairs)

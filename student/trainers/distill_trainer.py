@@ -1,4 +1,5 @@
-"""HF `Trainer` with a distillation loss: Σ weight · term over `relation`, `soft` and `hard`.
+"""HF `Trainer` with a distillation loss: Σ weight · term over the registered loss terms (`relation`, `soft`, `hard`;
+tinykd.loss_table), computed by `tinykd.student.losses.loss_terms`.
 
 Only `compute_loss` changes, so mixed precision, gradient accumulation, checkpoints, resume and
 multi-process training (`torchrun`, DDP) are the Trainer's own. The teacher is frozen: `eval()`,
@@ -7,6 +8,7 @@ multi-process training (`torchrun`, DDP) are the Trainer's own. The teacher is f
 Batches carry the student's inputs plus `labels` (class id, or -100 where a row teaches no hard label)
 and `teacher_logits` (B, K; NaN rows where there are none). With a pruned student vocabulary the
 teacher's ids are recovered through `token_map` (student id -> teacher id): both tokenize identically.
+Q/K/V are captured (teacher layer and student last layer) only while training with a term that needs attention.
 Each term's running mean is logged by name next to the Trainer's `loss`.
 """
 
@@ -18,15 +20,15 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
+from tinykd.student.losses import AttentionInputs, LossBatch, loss_terms, terms_needing
 from tinykd.student.losses.hard import NO_TARGET
-from tinykd.student.losses.label_terms import label_terms
-from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair, relation_loss
+from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair
 from tinykd.student.trainers.qkv_capture import capture_qkv
 
 
 @dataclass(frozen=True)
 class LossSettings:
-    weights: dict[str, float]  # "relation" | "soft" | "hard" -> weight; 0 = not computed
+    weights: dict[str, float]  # loss term (tinykd.loss_table: "relation" | "soft" | "hard") -> weight; 0 = not computed
     temperature: float = 1.0
     relation_heads: int = 12
     relation_pairs: tuple[Pair, ...] = DEFAULT_PAIRS
@@ -53,8 +55,9 @@ class DistillationTrainer(Trainer):
     def __init__(self, *args, teacher: PreTrainedModel | None, losses: LossSettings,
                  token_map: torch.Tensor | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        if losses.weights.get("relation", 0) > 0 and teacher is None:
-            raise ValueError("the relation loss needs a teacher model")
+        attending = terms_needing("attention", losses.weights)
+        if attending and teacher is None:
+            raise ValueError(f"the {' and '.join(attending)} loss needs a teacher model")
         self.teacher = teacher.to(self.args.device).eval().requires_grad_(False) if teacher is not None else None
         self.losses = losses
         self.token_map = token_map.to(self.args.device) if token_map is not None else None
@@ -65,8 +68,8 @@ class DistillationTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels", None)  # (B,)
         teacher_logits = inputs.pop("teacher_logits", None)  # (B, K)
-        weights, terms = self.losses.weights, {}
-        if weights.get("relation", 0) > 0 and model.training:
+        weights, attention = self.losses.weights, None
+        if terms_needing("attention", weights) and model.training:
             teacher_inputs = dict(inputs)
             if self.token_map is not None:
                 teacher_inputs["input_ids"] = self.token_map[inputs["input_ids"]]
@@ -75,12 +78,12 @@ class DistillationTrainer(Trainer):
                 with torch.no_grad():
                     self.teacher(**teacher_inputs)
                 outputs = model(**inputs)
-            terms["relation"] = relation_loss(t, s, inputs["attention_mask"], self.losses.relation_heads,
-                                              self.losses.relation_pairs)
+            attention = AttentionInputs(t, s, inputs["attention_mask"], self.losses.relation_heads,
+                                        self.losses.relation_pairs)
         else:
             outputs = model(**inputs)
         logits = outputs.logits  # (B, K)
-        terms |= label_terms(logits, labels, teacher_logits, weights, self.losses.temperature)
+        terms = loss_terms(weights, LossBatch(logits, labels, teacher_logits, self.losses.temperature, attention))
         loss = sum((weights[name] * term for name, term in terms.items()), logits.sum() * 0.0)
         if model.training:
             for name, term in terms.items():

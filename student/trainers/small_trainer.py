@@ -1,6 +1,7 @@
 """Training loop for the small students (BOW, TextCNN, BiLSTM): gold rows + teacher-labelled rows.
 
-Loss = Σ w_name · term_name over the configured terms (`hard`, `soft`), each logged by name per epoch.
+Loss = Σ w_name · term_name over the configured terms (`hard`, `soft`; computed by
+`tinykd.student.losses.loss_terms`), each logged by name per epoch.
 Rows with teacher logits get the soft term; gold rows (and, with `augmented_target: hard`, augmented rows
 via the teacher's argmax) get the hard term. Early stopping keeps the epoch with the best dev accuracy.
 Batches are grouped by length (HF's `group_by_length` sampler): with texts of 1 to 256 words, random
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from tinykd.config import SmallStudentSpec
-from tinykd.student.losses.label_terms import label_terms
+from tinykd.student.losses import LossBatch, loss_terms
 from tinykd.student.models.registry import build_small_student
 from tinykd.student.models.small_student import SmallStudent, SmallStudentConfig
 from tinykd.student.models.vocabulary import StudentTokenizer, split_text
@@ -130,7 +131,8 @@ def train_small_student(spec: SmallStudentSpec, tokenizer: StudentTokenizer, tra
         for start in range(0, len(order), spec.batch_size):
             index = order[start : start + spec.batch_size]
             logits = model(**batch_inputs(tokenizer, train, index)).logits  # (B, K)
-            terms = label_terms(logits, train.targets[index], train.teacher_logits[index], weights, spec.temperature)
+            terms = loss_terms(weights, LossBatch(logits, train.targets[index], train.teacher_logits[index],
+                                                  spec.temperature))
             loss = sum(weights[name] * term for name, term in terms.items())
             optimizer.zero_grad()
             loss.backward()

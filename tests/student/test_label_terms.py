@@ -1,11 +1,13 @@
-"""`label_terms` on a batch that mixes gold and teacher-labelled augmented rows, pinned to values worked
+"""`loss_terms` on a batch that mixes gold and teacher-labelled augmented rows, pinned to values worked
 out by hand, for each `augmented_target` mode; then the same batch through the distill stage (which builds
-the targets) and through both trainers (which weight the terms by name)."""
+the targets) and through both trainers (which weight the terms by name). Last, the loss table is the only
+wiring: the config's weight keys are its rows, and a row registered at run time is computed and weighted."""
 
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
+import sys
+from types import ModuleType, SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -13,12 +15,15 @@ import torch
 from transformers import TrainingArguments
 
 from tests.conftest import file_task, write_config, write_tsv
-from tinykd import data_stage
+from tinykd import data_stage, loss_table
 from tinykd.artifacts import RunPaths, write_json
+from tinykd.config import LossWeights, TransformerLosses
 from tinykd.config_loading import load_config
+from tinykd.loss_table import LOSSES, LossInfo
 from tinykd.student import stage as distill_stage
+from tinykd.student.losses import AttentionInputs, LossBatch, loss_terms
 from tinykd.student.losses.hard import NO_TARGET
-from tinykd.student.losses.label_terms import label_terms
+from tinykd.student.losses.relation import DEFAULT_PAIRS, relation_loss
 from tinykd.student.trainers.distill_trainer import DistillationTrainer, LossSettings
 from tinykd.student.trainers.small_trainer import TokenCache
 
@@ -78,7 +83,7 @@ def _batch(augmented_target: str) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 @pytest.mark.parametrize("augmented_target", ["soft", "hard"])
 def test_mixed_batch_terms_match_the_hand_computed_values(augmented_target):
     student, targets, teacher = _batch(augmented_target)
-    terms = label_terms(student, targets, teacher, {"hard": 1.0, "soft": 1.0}, T)
+    terms = loss_terms({"hard": 1.0, "soft": 1.0}, LossBatch(student, targets, teacher, T))
     expected = _hand_terms(augmented_target)
     assert set(terms) == {"hard", "soft"}
     assert terms["hard"].item() == pytest.approx(expected["hard"], abs=1e-6)
@@ -90,16 +95,36 @@ def test_a_row_without_target_or_teacher_logits_adds_to_no_term():
     student = torch.cat([student, torch.tensor([[5.0, -5.0]])])
     targets = torch.cat([targets, torch.tensor([NO_TARGET])])
     teacher = torch.cat([teacher, torch.full((1, 2), float("nan"))])  # what the collators write for "no logits"
-    terms = label_terms(student, targets, teacher, {"hard": 1.0, "soft": 1.0}, T)
+    terms = loss_terms({"hard": 1.0, "soft": 1.0}, LossBatch(student, targets, teacher, T))
     assert terms["hard"].item() == pytest.approx(_hand_terms("soft")["hard"], abs=1e-6)
     assert terms["soft"].item() == pytest.approx(_hand_terms("soft")["soft"], abs=1e-6)
 
 
 def test_a_term_with_weight_zero_is_not_computed():
     student, targets, teacher = _batch("hard")
-    assert set(label_terms(student, targets, teacher, {"hard": 1.0, "soft": 0.0}, T)) == {"hard"}
-    assert set(label_terms(student, targets, teacher, {"soft": 2.0}, T)) == {"soft"}
-    assert set(label_terms(student, None, teacher, {"hard": 1.0, "soft": 1.0}, T)) == {"soft"}
+    assert set(loss_terms({"hard": 1.0, "soft": 0.0}, LossBatch(student, targets, teacher, T))) == {"hard"}
+    assert set(loss_terms({"soft": 2.0}, LossBatch(student, targets, teacher, T))) == {"soft"}
+    assert set(loss_terms({"hard": 1.0, "soft": 1.0}, LossBatch(student, None, teacher, T))) == {"soft"}
+    # relation needs captured Q/K/V: a batch without them (evaluation, small students) skips it
+    assert set(loss_terms({"relation": 1.0, "hard": 1.0}, LossBatch(student, targets, teacher, T))) == {"hard"}
+
+
+def test_soft_on_a_batch_without_teacher_logits_is_a_zero_that_keeps_the_graph():
+    student, targets, _ = _batch("hard")
+    student.requires_grad_(True)
+    terms = loss_terms({"soft": 1.0}, LossBatch(student, targets, torch.full((4, 2), float("nan")), T))
+    assert terms["soft"].item() == 0.0 and terms["soft"].requires_grad
+
+
+def test_relation_term_is_the_relation_loss_of_the_captured_qkv():
+    generator = torch.Generator().manual_seed(0)
+    teacher = {p: torch.randn(2, 5, 8, generator=generator) for p in ("query", "key", "value")}  # (B, L, H_t)
+    student = {p: torch.randn(2, 5, 4, generator=generator) for p in ("query", "key", "value")}  # (B, L, H_s)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # (B, L)
+    batch = LossBatch(torch.zeros(2, 2), attention=AttentionInputs(teacher, student, mask, 2, DEFAULT_PAIRS))
+    terms = loss_terms({"relation": 1.0}, batch)
+    assert set(terms) == {"relation"}
+    assert terms["relation"].item() == relation_loss(teacher, student, mask, 2, DEFAULT_PAIRS).item()
 
 
 @pytest.mark.parametrize("augmented_target", ["soft", "hard"])
@@ -137,7 +162,8 @@ def test_distill_stage_gives_gold_rows_their_label_and_augmented_rows_the_config
     encoded = seen["train"]
     assert encoded.targets.tolist() == targets.tolist()  # gold label, then argmax or NO_TARGET
     assert torch.allclose(encoded.teacher_logits, teacher)
-    terms = label_terms(student_logits, encoded.targets, encoded.teacher_logits, {"hard": 0.3, "soft": 2.0}, T)
+    terms = loss_terms({"hard": 0.3, "soft": 2.0},
+                       LossBatch(student_logits, encoded.targets, encoded.teacher_logits, T))
     expected = _hand_terms(augmented_target)
     assert terms["hard"].item() == pytest.approx(expected["hard"], abs=1e-6)
     assert terms["soft"].item() == pytest.approx(expected["soft"], abs=1e-6)
@@ -172,3 +198,51 @@ def test_transformer_trainer_total_is_the_named_weighted_sum(augmented_target, t
     loss = trainer.compute_loss(trainer.model, inputs)
     expected = _hand_terms(augmented_target)
     assert loss.item() == pytest.approx(0.3 * expected["hard"] + 2.0 * expected["soft"], abs=1e-6)
+
+
+def test_the_config_weight_keys_are_the_loss_table():
+    small = [name for name, loss in LOSSES.items() if loss.small_default is not None]
+    assert list(LOSSES) == ["relation", "soft", "hard"]
+    assert list(LossWeights.model_fields) == small == ["soft", "hard"]
+    assert LossWeights().model_dump() == {name: LOSSES[name].small_default for name in small}
+    assert LossWeights().model_dump() == {"soft": 0.0, "hard": 1.0}
+    assert list(TransformerLosses.model_fields) == list(LOSSES)
+    assert TransformerLosses().model_dump() == dict.fromkeys(LOSSES, 0.0)
+    for model in (LossWeights, TransformerLosses):
+        for name, field in model.model_fields.items():
+            assert field.description == LOSSES[name].about
+        with pytest.raises(ValueError):
+            model(**{next(iter(model.model_fields)): -1.0})  # ge=0
+    with pytest.raises(ValueError):
+        LossWeights(relation=1.0)  # not a small student's term
+    for loss in LOSSES.values():
+        assert loss.needs in ("targets", "teacher_logits", "attention")
+        assert callable(loss.load_module().term)
+
+
+def test_a_registered_term_is_computed_and_weighted_without_touching_the_trainer(monkeypatch, tmp_path):
+    """One module with `term(batch)` and one row in LOSSES: loss_terms computes it, and the transformer trainer
+    adds it to the total and logs it by name."""
+    module = ModuleType("tests_student_margin_loss")
+    module.term = lambda batch: (batch.logits[:, 0] - batch.logits[:, 1]).abs().mean()  # (B, K) -> scalar
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(loss_table, "LOSSES", LOSSES | {
+        "margin": LossInfo("margin", module.__name__, "teacher_logits", "mean |logit gap|", None)})
+
+    student, targets, teacher = _batch("hard")
+    margin = (student[:, 0] - student[:, 1]).abs().mean().item()
+    terms = loss_terms({"hard": 1.0, "margin": 0.5}, LossBatch(student, targets, teacher, T))
+    assert list(terms) == ["hard", "margin"]
+    assert terms["margin"].item() == pytest.approx(margin)
+    assert "margin" not in loss_terms({"hard": 1.0, "margin": 0.5}, LossBatch(student, targets, None, T))
+
+    trainer = DistillationTrainer(
+        model=_FixedLogits(student),
+        args=TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True),
+        teacher=None, losses=LossSettings(weights={"hard": 0.3, "margin": 0.5}, temperature=T),
+    )
+    inputs = {"input_ids": torch.zeros(4, 3, dtype=torch.long), "attention_mask": torch.ones(4, 3, dtype=torch.long),
+              "labels": targets, "teacher_logits": teacher}
+    loss = trainer.compute_loss(trainer.model, inputs)
+    assert loss.item() == pytest.approx(0.3 * _hand_terms("hard")["hard"] + 0.5 * margin, abs=1e-6)
+    assert set(trainer._term_sums) == {"hard", "margin"}

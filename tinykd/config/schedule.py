@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from tinykd.config.section import Section
+from tinykd.loss_table import LOSSES
 
-
-class TransformerLosses(Section):
-    """Named loss weights of one schedule stage; a term with weight 0 is not computed."""
-
-    relation: float = Field(default=0.0, ge=0, description="MiniLMv2 relation KL (teacher layer -> student last layer)")
-    soft: float = Field(default=0.0, ge=0, description="T² · KL to the teacher's softened distribution")
-    hard: float = Field(default=0.0, ge=0, description="CE on gold labels (teacher argmax on augmented rows)")
+# One field per loss term (tinykd.loss_table), 0 by default: a stage's own defaults are its kind's (STAGE_KINDS).
+TransformerLosses = create_model(
+    "TransformerLosses", __base__=Section, __module__=__name__,
+    __doc__="Named loss weights of one schedule stage; a term with weight 0 is not computed.",
+    **{name: (float, Field(default=0.0, ge=0, description=loss.about)) for name, loss in LOSSES.items()},
+)
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from tinykd.config.schedule import STAGE_KINDS, ScheduleStage, default_schedule
 from tinykd.config.section import Section
+from tinykd.loss_table import LOSSES
 
-
-class LossWeights(Section):
-    """Named loss weights: total = Σ weight · term; a term with weight 0 is not computed."""
-
-    hard: float = Field(default=1.0, ge=0, description="CE on gold labels (teacher argmax on augmented rows)")
-    soft: float = Field(default=0.0, ge=0, description="KL to the teacher's softened distribution, · T²")
+# One field per loss term that applies to small students (tinykd.loss_table), defaulting to its small_default.
+LossWeights = create_model(
+    "LossWeights", __base__=Section, __module__=__name__,
+    __doc__="Named loss weights: total = Σ weight · term; a term with weight 0 is not computed.",
+    **{name: (float, Field(default=loss.small_default, ge=0, description=loss.about))
+       for name, loss in LOSSES.items() if loss.small_default is not None},
+)
 
 
 class SmallStudentSpec(Section):
