@@ -22,7 +22,7 @@ the task's splits *and* its augmented rows (so the teacher, the labels and the s
 exactly as with the full vocabulary), int8 as above; `grow` turns such a bundle back into an fp32
 save_pretrained dir (deterministically: the same bytes here and there, so the teacher's fingerprint agrees);
 `shrink` stores trained model dirs at ~2 bytes a parameter (fp16; `--int8 NAME` for tensors that were frozen
-at int8 values, such as the teacher's word embeddings) for the trip back (docs/results.md, "Trained on a GPU").
+at int8 values, such as the teacher's word embeddings) for the trip back (docs/results.md, "ChnSentiCorp, trained on a lent GPU").
 
     python -m tinykd.compress.device_carry base --config configs/chnsenticorp.yaml --out .gpu/base
     python -m tinykd.compress.device_carry grow .gpu/base                     # there, and here after the trip

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fine-tune the teacher, label, and train transformer students on a lent GPU machine, then store the trained
-# models at ~2 bytes a parameter for the trip back (docs/results.md, "Trained on a GPU").
+# models at ~2 bytes a parameter for the trip back (docs/results.md, "ChnSentiCorp, trained on a lent GPU").
 #
 # Runs there, from the checkout, with these carried (prepared here):
 #   .gpu/base         the teacher base pruned to the task's texts (python -m tinykd.compress.device_carry base)
