@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -46,10 +48,20 @@ def wait_for(condition, timeout_s: float, what: str, worker: subprocess.Popen | 
 
 
 def trials(storage_url: str, study_name: str) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials as another process sees them (an empty list before the worker has created the study;
-    this reader never creates tables, which would race with the worker creating them)."""
-    if storage_url.startswith("sqlite:") and not Path(storage_url.removeprefix("sqlite:///")).is_file():
-        return []
+    """The study's trials as another process sees them (an empty list before the worker has created the study).
+    Until the worker has stamped the schema's version this reader does not open the storage: Optuna's RDBStorage
+    writes the version rows when they are missing, even with skip_table_creation, and would race the worker's own
+    stamp (UNIQUE constraint failed: alembic_version.version_num)."""
+    if storage_url.startswith("sqlite:"):
+        path = Path(storage_url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return []
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=60)) as db:
+                if not db.execute("SELECT count(*) FROM alembic_version").fetchone()[0]:
+                    return []
+        except sqlite3.OperationalError:  # no alembic_version table yet
+            return []
     try:
         storage = optuna.storages.RDBStorage(storage_url, skip_table_creation=True, skip_compatibility_check=True)
         return optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
