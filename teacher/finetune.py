@@ -20,7 +20,6 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -41,9 +40,9 @@ from tinykd.errors import ConfigError
 from tinykd.hf_training import (
     BEST_FILE,
     KeepBestOnDev,
+    ResumableTrainer,
     checkpoint_step,
     dev_accuracy,
-    length_grouped_sampling,
     prepare_checkpoints,
 )
 from tinykd.metrics import classification_metrics
@@ -126,7 +125,7 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
     best_dir = paths.teacher_dir / "best"
     if resume_from is None:
         shutil.rmtree(best_dir, ignore_errors=True)
-    trainer = Trainer(
+    trainer = ResumableTrainer(
         model=model,
         args=_training_arguments(spec, work),
         data_collator=DataCollatorWithPadding(tokenizer),
@@ -217,5 +216,4 @@ def _training_arguments(spec, work: Path) -> TrainingArguments:
         seed=spec.seed,
         dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
-        **length_grouped_sampling(),
     )

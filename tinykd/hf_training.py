@@ -1,5 +1,6 @@
-"""What every HF `Trainer` run in tinykd shares: resumable checkpoints, length-grouped batches, dev accuracy,
-the best-on-dev model kept beside the checkpoints (the teacher and each tiny-transformer stage).
+"""What every HF `Trainer` run in tinykd shares: resumable checkpoints, length-grouped batches in an order a
+resumed run repeats, dev accuracy, the best-on-dev model kept beside the checkpoints (the teacher and each
+tiny-transformer stage).
 
 A run's checkpoints live in one work directory marked with the run's fingerprint; a directory from
 another configuration is cleared, and a checkpoint killed while saving (no `trainer_state.json`, which
@@ -8,12 +9,13 @@ the Trainer writes last) is removed, so `resume_from_checkpoint` only ever sees 
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
-from transformers import TrainerCallback, TrainingArguments
+import torch
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tinykd.artifacts import atomic_path, read_json
 
@@ -41,13 +43,32 @@ def checkpoint_step(checkpoint: Path | None) -> int | None:
     return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else None
 
 
-def length_grouped_sampling() -> dict:
-    """TrainingArguments keywords for length-grouped batches: transformers >= 5.20 names the sampler;
-    older releases (the GPU image has 5.17) use a flag."""
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    if "train_sampling_strategy" in names:
-        return {"train_sampling_strategy": "group_by_length"}
-    return {"group_by_length": True}
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order is a function of (seed, epoch) alone.
+
+    transformers' `LengthGroupedSampler` shuffles with torch's global RNG when an epoch starts. A run resumed
+    in the middle of epoch 2 or later reaches that point in another RNG state than the uninterrupted run did
+    (the Trainer restores the RNG of the checkpoint's step only after the order was drawn), so it trained on
+    other batches and ended elsewhere. The Trainer calls `set_epoch` before every epoch, resumed or not.
+    """
+
+    def __init__(self, batch_size: int, dataset, seed: int) -> None:
+        super().__init__(batch_size, dataset=dataset, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+
+class ResumableTrainer(Trainer):
+    """HF `Trainer` with length-grouped batches that a resumed run draws in the same order (the teacher and every
+    tiny-transformer stage train with it)."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return EpochSeededLengthGroupedSampler(batch, dataset, self.args.seed)
 
 
 def dev_accuracy(prediction) -> dict:
@@ -60,12 +81,25 @@ def dev_accuracy(prediction) -> dict:
 class KeepBestOnDev(TrainerCallback):
     """After each dev evaluation, save the model if its dev accuracy is the best so far.
 
-    The best score lives beside the saved model, so it survives a kill and a resume.
+    The best score lives beside the saved model, so it survives a kill and a resume. A checkpoint due on an
+    epoch's last step is held back until that epoch's evaluation has run: the Trainer saves at step end and
+    evaluates at epoch end, and a run resumed from a checkpoint on the boundary starts at the next epoch, so
+    a kill between the two would lose that epoch's evaluation (and its model, were it the best) for good.
     """
 
     def __init__(self, best_dir: Path, tokenizer) -> None:
         self.best_dir = best_dir
         self.tokenizer = tokenizer
+        self._save_held = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        at_epoch_end = state.epoch is not None and float(state.epoch).is_integer()
+        if control.should_save and at_epoch_end and args.eval_strategy == "epoch":
+            control.should_save, self._save_held = False, True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self._save_held:  # saved after this epoch's evaluation (the Trainer evaluates before it saves)
+            control.should_save, self._save_held = True, False
 
     def best_accuracy(self) -> float:
         marker = self.best_dir / BEST_FILE

@@ -18,8 +18,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from tinykd.hf_training import ResumableTrainer
 from tinykd.student.losses import AttentionInputs, LossBatch, loss_terms, terms_needing
 from tinykd.student.losses.hard import NO_TARGET
 from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair
@@ -51,7 +52,7 @@ class DistillationCollator:
         return batch
 
 
-class DistillationTrainer(Trainer):
+class DistillationTrainer(ResumableTrainer):
     def __init__(self, *args, teacher: PreTrainedModel | None, losses: LossSettings,
                  token_map: torch.Tensor | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -48,7 +48,6 @@ from tinykd.hf_training import (
     KeepBestOnDev,
     checkpoint_step,
     dev_accuracy,
-    length_grouped_sampling,
     prepare_checkpoints,
 )
 from tinykd.metrics import classification_metrics
@@ -240,7 +239,7 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
             weight_decay=stage.weight_decay, lr_scheduler_type="linear", warmup_steps=stage.warmup_ratio,
             eval_strategy="epoch" if predicting else "no", save_strategy="steps", save_steps=spec.save_steps,
             save_total_limit=1, logging_steps=25, report_to="none", seed=spec.seed, remove_unused_columns=False,
-            dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(), **length_grouped_sampling(),
+            dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(),
             use_cpu=not torch.cuda.is_available(),  # so `torchrun` on CPU runs DDP over gloo
         ),
         train_dataset=features,
