@@ -65,7 +65,7 @@ def _require_parent_artifacts(config: Config, paths: RunPaths) -> None:
     spec = next(s for s in config.students if s.name == config.search.student)
     if not isinstance(spec, SmallStudentSpec):
         require(paths.teacher_model, "teacher")
-    if not isinstance(spec, SmallStudentSpec) or spec.data == "distilled" or spec.losses.soft > 0 or any(
+    if not isinstance(spec, SmallStudentSpec) or spec.uses_teacher or any(
             p.path.endswith(("losses.soft", ".data")) for p in config.search.space):
         require(paths.label_dir / "summary.json", "label")
 

@@ -3,8 +3,9 @@
 Tiny transformer students go through their schedule in `tinykd.student.trainers.transformer_distill`; this module
 trains the small ones.
 
-Small students (BOW, TextCNN, BiLSTM) learn from the gold train rows and, with `data: distilled`, from
-the augmented rows the teacher labelled (ERNIE's data distillation). Writes, per student,
+Small students (BOW, TextCNN, BiLSTM) learn from the gold train rows and, with `data` augmented, pool or
+distilled, from the rows the teacher labelled (ERNIE's data distillation): those of the augmentation ops, of the
+unlabeled pool, or all of them (`tinykd.config.training_data`). Writes, per student,
 `students/<name>/model/` (model + its tokenizer), `metrics.json` and `train_log.csv`.
 """
 
@@ -69,13 +70,15 @@ def run(config: Config, paths: RunPaths) -> DistillResult:
 
 def _inputs_stamp(spec: SmallStudentSpec, paths: RunPaths) -> list:
     stamps = [recorded_fingerprint(require(paths.data_summary, "data"))]
-    if spec.data == "distilled" or spec.losses.soft > 0:
+    if spec.uses_teacher:
         stamps.append(read_json(require(paths.label_dir / "summary.json", "label")).get("splits"))
     return stamps
 
 
 def _augmented_rows(spec: SmallStudentSpec, augmented: pd.DataFrame) -> pd.DataFrame:
-    """The teacher-labelled rows this student learns from: `augment_ops` only, at most `max_augmented_rows`."""
+    """The teacher-labelled rows this student learns from: those its `data` keeps (augmentation ops, pool or both),
+    of them `augment_ops` only, at most `max_augmented_rows`."""
+    augmented = augmented[augmented["op"].map(spec.training_data.keeps).astype(bool)]
     if spec.augment_ops is not None:
         augmented = augmented[augmented["op"].isin(spec.augment_ops)]
     if spec.max_augmented_rows is not None and len(augmented) > spec.max_augmented_rows:
@@ -96,11 +99,11 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
 
     task, columns = config.task, text_columns(config.task)
     names = task.display_names
-    uses_teacher = spec.data == "distilled" or spec.losses.soft > 0
-    train = pd.read_parquet(require(paths.labels("train"), "label") if uses_teacher else paths.split("train"))
-    repeats = spec.gold_repeats if spec.data == "distilled" else 1
+    teacher_rows = spec.training_data.teacher_rows
+    train = pd.read_parquet(require(paths.labels("train"), "label") if spec.uses_teacher else paths.split("train"))
+    repeats = spec.gold_repeats if teacher_rows else 1
     sources = [train.assign(target=train["label"])] * repeats
-    if spec.data == "distilled":
+    if teacher_rows:
         augmented = _augmented_rows(spec, pd.read_parquet(require(paths.labels("augmented"), "label")))
         teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1)
         sources.append(augmented.assign(target=teacher_label if spec.augmented_target == "hard" else NO_TARGET))

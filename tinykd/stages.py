@@ -45,7 +45,7 @@ STAGES = (
 # Experiments run on demand, not as part of `all` / `make distill`.
 EXPERIMENTS = (
     Stage("compare", "tinykd.student.experiments.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
-          configured=lambda config: any(s.data == "distilled" for s in config.small_students)),
+          configured=lambda config: any(s.training_data.teacher_rows for s in config.small_students)),
     Stage("ablate", "tinykd.student.experiments.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
           configured=lambda config: config.ablation is not None),
     Stage("ablate-schedule", "tinykd.student.experiments.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "

@@ -1,8 +1,9 @@
 """Experiment `ablate`: which augmentation op carries data distillation?
 
 Trains `ablation.student` (a distilled student) per seed on gold rows only, on gold + each op's
-teacher-labelled rows alone, on gold + all ops sampled down to one op's row count (so the "all" row is
-not better merely for having three times the rows), and on gold + every augmented row. Writes
+teacher-labelled rows alone (the unlabeled pool counts as op `pool`), on gold + all ops sampled down to one op's
+row count (so the "all" row is not better merely for having three times the rows), and on gold + every augmented
+row. Writes
 `ablation/runs.csv`, `ablation/ablation.csv` and `ablation/ablation.md`.
 """
 
@@ -49,7 +50,7 @@ def run(config: Config, paths: RunPaths) -> AblationResult:
     seeds = config.ablation.seeds or config.compare.seeds
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     rows_by_op = read_json(require(paths.augment_summary, "augment"))["rows_by_op"]
-    chosen = variants(spec, config.augment.op_names, rows_by_op, config.compare.gold_epochs)
+    chosen = variants(spec, config.augment.row_ops, rows_by_op, config.compare.gold_epochs)
     out = paths.root / "ablation"
     records = [r for seed_records in seeded_runs(config, paths, chosen, seeds, out, TokenCache(), spec.name)
                for r in seed_records]

@@ -1,7 +1,7 @@
 """Stage `compare`: does data distillation help? Each distilled small student against its gold-only twin.
 
-For every student with `data: distilled`, trains the same architecture twice per seed in
-`compare.seeds` — gold rows with hard labels only, and as configured (gold + teacher-labelled augmented
+For every student with teacher-labelled rows (`data` augmented, pool or distilled), trains the same architecture
+twice per seed in `compare.seeds` — gold rows with hard labels only, and as configured (gold + its teacher-labelled
 rows) — and writes `compare/comparison.csv` and `compare/comparison.md`: test accuracy mean ± std
 per variant, the gain, and the teacher's accuracy for reference.
 """
@@ -61,7 +61,7 @@ def run(config: Config, paths: RunPaths) -> CompareResult:
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
     cache, runs, out = TokenCache(), [], paths.root / "compare"
     table = _table(pd.DataFrame(columns=RUN_COLUMNS), teacher)
-    for spec in (s for s in config.small_students if s.data == "distilled"):
+    for spec in (s for s in config.small_students if s.training_data.teacher_rows):
         twins = {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}
         for records in seeded_runs(config, paths, twins, config.compare.seeds, out, cache, spec.name):
             runs += records

@@ -41,6 +41,7 @@ from tinykd.artifacts import (
     write_json,
 )
 from tinykd.config import Config, ScheduleStage, TransformerStudentSpec
+from tinykd.config.training_data import TRAINING_DATA
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError
 from tinykd.hf_training import (
@@ -158,14 +159,17 @@ class _Tables:
         return self._cache["general"]
 
     def rows(self, data: str) -> pd.DataFrame:
-        """Rows of a stage's data kind with `target` (class id or -100) and `logits` (list or None)."""
-        if data == "unlabeled":
+        """Rows of a stage's data kind (tinykd.config.training_data) with `target` (class id or -100) and `logits`
+        (list or None)."""
+        kind = TRAINING_DATA[data]
+        if kind.general:
             return self.general().assign(target=NO_TARGET, logits=None)
         train = self.labelled("train")
         frames = [train.assign(target=train["label"].astype(int))]
-        if data == "distilled":
+        if kind.teacher_rows:
             augmented = self.labelled("augmented")
-            teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1)
+            augmented = augmented[augmented["op"].map(kind.keeps).astype(bool)].reset_index(drop=True)
+            teacher_label = np.stack(augmented["logits"].to_numpy()).argmax(1) if len(augmented) else []
             frames.append(augmented.assign(target=teacher_label))
         return pd.concat(frames, ignore_index=True)
 

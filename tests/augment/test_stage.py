@@ -66,7 +66,8 @@ def test_pairs_stay_pairs(tmp_path):
     ({"ops": [{"op": "shuffle"}]}, "does not match any of the expected tags: 'unk', 'pos', 'nsample', 'textattack'"),
     ({"ops": [{"op": "unk", "p": 1.5}]}, "augment.ops.0.p: Input should be less than or equal to 1"),
     ({"ops": [{"op": "pos", "p": -0.1}]}, "augment.ops.0.p: Input should be greater than or equal to 0"),
-    ({"multiplier": 0}, "augment.multiplier: Input should be greater than or equal to 1"),
+    ({"multiplier": -1}, "augment.multiplier: Input should be greater than or equal to 0"),
+    ({"multiplier": 0}, "augment: multiplier 0 makes no augmented rows and augment.unlabeled lists no pool"),
     ({"ops": []}, "augment.ops: List should have at least 1 item"),
 ])
 def test_bad_augment_config_is_a_clear_error(sentiment_files, tmp_path, augment, message):

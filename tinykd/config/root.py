@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tinykd.backend_table import BACKENDS
-from tinykd.config.augment import AugmentConfig
+from tinykd.config.augment import POOL_OP, AugmentConfig
 from tinykd.config.bench import BenchConfig, BudgetConfig
 from tinykd.config.compress import CompressConfig
 from tinykd.config.experiments import AblationConfig, CompareConfig, ScheduleAblationConfig
@@ -18,6 +18,7 @@ from tinykd.config.section import Section
 from tinykd.config.students import SmallStudentSpec, StudentSpec, TransformerStudentSpec
 from tinykd.config.task import SPLITS, TaskConfig
 from tinykd.config.teacher import TeacherConfig
+from tinykd.config.training_data import TRAINING_DATA
 
 
 class Config(Section):
@@ -73,14 +74,19 @@ class Config(Section):
             if isinstance(spec, TransformerStudentSpec):
                 self._check_schedule(i, spec)
                 continue
-            if spec.data == "distilled" and self.augment is None:
-                raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs an augment section")
-            if spec.data == "distilled" and "augmented" not in self.label_splits:
-                raise ValueError(f"students.{i} ({spec.name}): data 'distilled' needs 'augmented' in label.splits")
-            unknown = sorted(set(spec.augment_ops or []) - set(self.augment.op_names if self.augment else []))
+            problem = self._data_problem(spec.data)
+            if problem:
+                raise ValueError(f"students.{i} ({spec.name}): {problem}")
+            made = self.augment.row_ops if self.augment else []
+            unknown = sorted(set(spec.augment_ops or []) - set(made))
             if unknown:
+                pool = f", augment.unlabeled makes '{POOL_OP}'" if self.augment and self.augment.unlabeled else ""
                 raise ValueError(f"students.{i} ({spec.name}): augment_ops {unknown} are not configured ops "
-                                 f"(augment.ops makes {self.augment.op_names if self.augment else []})")
+                                 f"(augment.ops makes {self.augment.op_names if self.augment else []}{pool})")
+            chosen = [op for op in spec.augment_ops or [] if spec.training_data.keeps(op)]
+            if spec.augment_ops and spec.training_data.teacher_rows and not chosen:
+                raise ValueError(f"students.{i} ({spec.name}): augment_ops {spec.augment_ops} select no rows of "
+                                 f"data '{spec.data}' ({spec.training_data.about})")
         if self.ablation is not None:
             distilled = [s.name for s in self.small_students if s.data == "distilled"]
             if self.ablation.student not in distilled:
@@ -175,13 +181,33 @@ class Config(Section):
         for j, stage in enumerate(spec.schedule):
             where = f"students.{i} ({spec.name}): schedule.{j} ({stage.stage})"
             data = spec.stage_data(stage, self.augment is not None)
-            if data == "distilled" and (self.augment is None or "augmented" not in self.label_splits):
-                raise ValueError(f"{where}: data 'distilled' needs an augment section and labelled augmented rows")
+            problem = self._data_problem(data)
+            if problem:
+                raise ValueError(f"{where}: {problem}")
             weights = stage.loss_weights
             if not any(weights.values()):
                 raise ValueError(f"{where}: every loss weight is 0")
             if data == "unlabeled" and (weights["soft"] or weights["hard"]):
                 raise ValueError(f"{where}: unlabeled text has no labels or teacher logits; use the relation loss only")
+
+    def _data_problem(self, data: str) -> str | None:
+        """Why a student (or schedule stage) cannot train on `data` with this config; None when it can."""
+        kind = TRAINING_DATA[data]
+        if kind.teacher_rows and self.augment is None:
+            return f"data '{data}' needs an augment section"
+        if kind.teacher_rows and "augmented" not in self.label_splits:
+            return f"data '{data}' needs 'augmented' in label.splits"
+        if kind.pool_rows and not kind.op_rows and not self.augment.unlabeled:
+            return f"data '{data}' needs an unlabeled pool (augment.unlabeled)"
+        if kind.op_rows and not kind.pool_rows and self.augment.multiplier == 0:
+            return f"data '{data}' needs augmentation-op rows, but augment.multiplier is 0"
+        return None
+
+    @model_validator(mode="after")
+    def _pool_fits_task(self) -> Config:
+        if self.augment is not None and self.augment.unlabeled and self.task.kind == "pair":
+            raise ValueError("augment.unlabeled: a pool gives single texts, but task.kind is 'pair'")
+        return self
 
     @property
     def small_students(self) -> list[SmallStudentSpec]:

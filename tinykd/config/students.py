@@ -9,6 +9,7 @@ from pydantic import Field, create_model, model_validator
 
 from tinykd.config.schedule import STAGE_KINDS, ScheduleStage, default_schedule
 from tinykd.config.section import Section
+from tinykd.config.training_data import TASK_DATA, TRAINING_DATA, TrainingData
 from tinykd.loss_table import LOSSES
 
 # One field per loss term that applies to small students (tinykd.loss_table), defaulting to its small_default.
@@ -34,22 +35,23 @@ class SmallStudentSpec(Section):
     kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
     pooling: Literal["max", "mean"] = Field(default="max", description="BiLSTM pooling over time")
     dropout: float = Field(default=0.2, ge=0, lt=1)
-    data: Literal["gold", "distilled"] = Field(
-        default="distilled", description="gold: train rows only; distilled: train + teacher-labelled augmented rows"
+    data: Literal[TASK_DATA] = Field(
+        default="distilled", description="; ".join(f"{name}: {TRAINING_DATA[name].about}" for name in TASK_DATA),
     )
     losses: LossWeights = LossWeights(hard=1.0, soft=1.0)
     temperature: float = Field(default=1.0, gt=0)
     augment_ops: list[str] | None = Field(
         default=None, min_length=1,
-        description="train only on augmented rows made by these ops (augment.op_names: unk, pos, nsample, "
-        "textattack:<Name>); default: all",
+        description="of the teacher-labelled rows `data` selects, train only on those with these ops "
+        "(augment.row_ops: unk, pos, nsample, textattack:<Name>, pool); default: all",
     )
     max_augmented_rows: int | None = Field(
-        default=None, ge=1, description="train on a seeded random sample of at most this many augmented rows",
+        default=None, ge=1, description="train on a seeded random sample of at most this many teacher-labelled rows "
+        "(after `data` and `augment_ops` chose them)",
     )
     gold_repeats: int = Field(
-        default=1, ge=1, description="with data 'distilled': each gold row appears this many times per epoch, "
-        "so ~multiplier times more augmented rows do not drown the gold labels",
+        default=1, ge=1, description="with teacher-labelled rows (data augmented, pool or distilled): each gold row "
+        "appears this many times per epoch, so ~multiplier times more augmented rows do not drown the gold labels",
     )
     augmented_target: Literal["hard", "soft"] = Field(
         default="hard", description="what augmented rows teach: the teacher's argmax (ERNIE) or only its soft labels"
@@ -61,6 +63,15 @@ class SmallStudentSpec(Section):
     patience: int = Field(default=3, ge=1, description="early stopping: epochs without a better dev accuracy")
     seed: int = 0
     threads: int | None = Field(default=None, ge=1)
+
+    @property
+    def training_data(self) -> TrainingData:
+        return TRAINING_DATA[self.data]
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether training reads the teacher's labels: teacher-labelled rows, or soft labels on gold rows."""
+        return self.training_data.teacher_rows or self.losses.soft > 0
 
 
 class RelationConfig(Section):
