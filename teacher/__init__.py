@@ -1,3 +1,3 @@
 """Teachers: the offline E5 import, fine-tuning (stage `teacher`) and labelling (stage `label`)."""
 
-from tinykd.teacher import mean_pool  # noqa: F401  registers the mean-pooling head with the Auto classes
+from tinykd.teacher import ensemble, mean_pool  # noqa: F401  register the ensemble and the mean-pooling head with the Auto classes

@@ -77,8 +77,10 @@ def _json(path: Path) -> dict | None:
 
 
 def _layers(config: dict | None) -> int | None:
-    """`num_hidden_layers` of a HF config, or of the encoder inside a wrapper (tinykd's mean-pool classifier)."""
-    for candidate in (config, (config or {}).get("encoder")):
+    """`num_hidden_layers` of a HF config, or of the encoder inside a wrapper (tinykd's mean-pool classifier), or of an
+    ensemble's first member (the one transformer students copy and imitate)."""
+    first = next(iter((config or {}).get("members") or []), None)
+    for candidate in (config, (config or {}).get("encoder"), first, (first or {}).get("encoder")):
         if isinstance(candidate, dict) and isinstance(candidate.get("num_hidden_layers"), int):
             return candidate["num_hidden_layers"]
     return None

