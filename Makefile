@@ -15,12 +15,13 @@ WORKERS ?= 1
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule search test test-full clean
+.PHONY: help setup ray textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule search test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
 	@echo "make test        unit + small end-to-end tests (what CI runs)"
 	@echo "make test-full   also the full-size runs (hours on CPU)"
+	@echo "make ray         install the optional Ray Data extra (label.engine: ray) into .venv"
 	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
 	@echo "make ipex-env    build the optional Intel Extension for PyTorch environment (~7 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
@@ -36,6 +37,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Optional: Ray Data for `label.engine: ray` (an actor pool of teachers, on this machine or a cluster). `make test`
+# installs it: the ray engine's tests need it. ray[data] brings no torch, so the CPU wheel above stays.
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[ray]'
+	touch $@
+
+ray: $(VENV)/.installed-ray
 
 # Optional: textattack ops run in their own environment (textattack needs transformers < 5).
 .venv-textattack/.installed: requirements-textattack.txt
@@ -105,10 +114,10 @@ search: label
 	@pids=""; for i in $$(seq 1 $(WORKERS)); do $(TINYKD) search $(STAGE_ARGS) & pids="$$pids $$!"; done; \
 	status=0; for pid in $$pids; do wait $$pid || status=$$?; done; exit $$status
 
-test: setup
+test: setup ray
 	$(PY) -m pytest
 
-test-full: setup
+test-full: setup ray
 	$(PY) -m pytest -m "not gpu and not ipex and not tensorrt and not textattack and not postgres"
 
 clean:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.onnx_export import FP32_ATOL, OrtRunner, export_onnx, verify
+from tinykd.compress.onnx_export import export_onnx, verify
+from tinykd.onnx_graph import FP32_ATOL, OrtRunner
 
 FILE = "model.onnx"
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.onnx_export import OrtRunner, max_logit_difference
+from tinykd.compress.onnx_export import max_logit_difference
 from tinykd.compress.onnx_fp32 import FILE
 from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
+from tinykd.onnx_graph import OrtRunner
 
 RECIPE = 2  # build version, in the compress fingerprint: 2: quantizes the ORT-fused graph it builds itself (1: the unfused export)
 

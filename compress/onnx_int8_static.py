@@ -23,10 +23,11 @@ import numpy as np
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.onnx_export import OrtRunner, max_logit_difference
+from tinykd.compress.onnx_export import max_logit_difference
 from tinykd.compress.onnx_fp32 import FILE
 from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
 from tinykd.errors import ArtifactError
+from tinykd.onnx_graph import OrtRunner
 
 RECIPE = 2  # build version, in the compress fingerprint: 2: weight MatMuls + word embedding, FFN output fp32 (1: every MatMul/Gemm/Conv)
 

@@ -8,15 +8,15 @@ since a fusion that silently does not match is the usual reason this backend is 
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.onnx_export import FP32_ATOL, OrtRunner, verify
+from tinykd.compress.onnx_export import verify
 from tinykd.compress.onnx_fp32 import FILE
 from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
+from tinykd.onnx_graph import FP32_ATOL, OrtRunner, fuse_bert
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig
@@ -44,14 +44,7 @@ def encoder_shape(source: ModelSource) -> tuple[int, int, int]:
 
 def optimize(source: ModelSource, graph: Path, out: Path) -> dict:
     """Fuse the fp32 graph at `graph` into `out`; return the fused operator counts."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    layers, heads, hidden = encoder_shape(source)
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)  # per-fusion INFO lines
-    optimized = optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=1)
-    optimized.save_model_to_file(str(out))
-    fused = {op: n for op, n in optimized.get_fused_operator_statistics().items() if n}
-    return {"fused_operators": fused, "attention_fused": f"{fused.get('Attention', 0)}/{layers} layers"}
+    return fuse_bert(graph, out, *encoder_shape(source))
 
 
 def build(source: ModelSource, out: Path, context: BuildContext) -> dict:

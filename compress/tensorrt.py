@@ -14,7 +14,7 @@ import torch
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.cuda_runner import CudaRunner, cuda_missing
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.onnx_export import LogitsOnly
+from tinykd.onnx_graph import LogitsOnly
 
 FILE = "model.ep"
 MAX_BATCH, MAX_LENGTH = 64, 512

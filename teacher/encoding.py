@@ -5,6 +5,8 @@ Shared by fine-tuning (its dev/test evaluation) and labelling, so both see ident
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import torch
@@ -33,15 +35,33 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits (N, K) float32 in the order of `features`; batches are formed by length to cut padding."""
     model.eval()
+    device = next(model.parameters()).device
+
+    def forward(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy()  # (B, K)
+
+    return batched_logits(forward, tokenizer, features, batch_size, model.config.num_labels, progress)
+
+
+def batched_logits(
+    forward: Callable[[dict[str, torch.Tensor]], np.ndarray],
+    tokenizer: PreTrainedTokenizerBase,
+    features: list[dict],
+    batch_size: int,
+    num_labels: int,
+    progress: tqdm | None = None,
+) -> np.ndarray:
+    """`forward` over length-grouped, padded batches of `features`; logits (N, K) float32 in `features` order.
+
+    `forward` is the torch model or its ONNX Runtime graph: both see the same batches.
+    """
     collate = DataCollatorWithPadding(tokenizer)
     order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    logits = np.zeros((len(features), model.config.num_labels), dtype=np.float32)
-    device = next(model.parameters()).device
+    logits = np.zeros((len(features), num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in index])
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits[index] = model(**batch).logits.float().cpu().numpy()  # (B, K)
+        logits[index] = forward(dict(batch))  # (B, K)
         if progress is not None:
             progress.update(len(index))
     return logits

@@ -2,23 +2,23 @@
 
 Writes `label/<split>.parquet`: the split's rows plus `logits` (a float32 list per row; logits, not
 probabilities, so students can apply any temperature). Work is done in chunks of `label.chunk_rows`
-that are each written atomically, so a killed run resumes at the first missing chunk.
+that are each written atomically, so a killed run resumes at the missing chunks. This module decides which
+chunks are missing, writes and joins them; an engine (`label.engine`: `ENGINES`) only computes their logits.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from tinykd.artifacts import (
     RunPaths,
@@ -30,8 +30,14 @@ from tinykd.artifacts import (
     write_json,
 )
 from tinykd.config import Config
+from tinykd.config.augment import POOL_OP
 from tinykd.environment import environment
-from tinykd.teacher.encoding import encode_rows, predict_logits
+from tinykd.teacher.label_engine import Chunk, LabelEngine, LocalEngine
+from tinykd.teacher.ray_labeling import RayEngine
+
+ENGINES: dict[str, Callable[[Config, RunPaths], LabelEngine]] = {"local": LocalEngine, "ray": RayEngine}
+PROJECTION_ROWS = 10_000_000
+PROJECTION_CORES = (2, 16, 64)
 
 
 @dataclass
@@ -40,74 +46,146 @@ class LabelResult:
     rows_per_second: float
     resumed_chunks: int = 0
     skipped: bool = False
+    engine: str = "local"
+    runtime: str = "torch"
+    cores: int = 0
+    rows_per_second_per_core: float = 0.0
+    projection: dict | None = None
 
     def summary(self) -> str:
         if self.skipped:
             return "label: up to date"
         counts = " ".join(f"{k}={v}" for k, v in self.rows.items())
+        speed = f" at {self.rows_per_second:.1f} rows/s"
+        if self.projection:
+            hours = ", ".join(f"{_hours(h)} h on {n}" for n, h in self.projection["hours_on_cores"].items())
+            speed += (f" ({self.engine} engine on {self.runtime}, {self.cores} core{'s' * (self.cores != 1)}, "
+                      f"{self.rows_per_second_per_core:.1f} rows/s per core; "
+                      f"{self.projection['rows'] / 1e6:g}M rows: {hours} cores)")
         resumed = f", {self.resumed_chunks} chunks reused from an earlier run" if self.resumed_chunks else ""
-        return f"label: {counts} at {self.rows_per_second:.1f} rows/s{resumed}"
+        return f"label: {counts}{speed}{resumed}"
 
 
 def run(config: Config, paths: RunPaths) -> LabelResult:
     spec = config.label
+    spec.require_engine_package(config.where("label.engine"))
     teacher_stamp = recorded_fingerprint(require(paths.teacher_metrics, "teacher"))
     summary_path = paths.label_dir / "summary.json"
     done = read_json(summary_path).get("splits", {}) if summary_path.exists() else {}
     # Each split has its own fingerprint, so adding a split (e.g. augmented rows) labels only that one.
     sources = {split: _source(paths, split) for split in config.label_splits}
     # A row cap joins the fingerprint only where it is set, so uncapped splits keep their earlier fingerprints.
+    # The engine does not: both write the same chunks, so a run may resume on the other engine.
     stamps = {split: fingerprint(config.task.max_length, spec.chunk_rows, teacher_stamp, source_stamp,
                                  *filter(None, [_row_cap(spec, split)]))
               for split, (_, source_stamp) in sources.items()}
     todo = [s for s in stamps if done.get(s, {}).get("fingerprint") != stamps[s] or not paths.labels(s).exists()]
     if not todo:
-        return LabelResult(rows={}, rows_per_second=0.0, skipped=True)
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
+        return LabelResult(rows={}, rows_per_second=0.0, skipped=True, engine=spec.engine)
 
-    tokenizer = AutoTokenizer.from_pretrained(paths.teacher_model)
-    model = AutoModelForSequenceClassification.from_pretrained(paths.teacher_model)
-    model.eval().requires_grad_(False)
-    if torch.cuda.is_available():  # a lent GPU labels in seconds what 2 CPU cores take minutes for
-        model.to("cuda")
+    engine = ENGINES[spec.engine](config, paths)
+    splits = _SplitsInProgress(paths, summary_path, done, spec.threads)
+    with tqdm(total=0, desc="label", unit="row", smoothing=0.1) as bar:
+        chunks = _missing_chunks(config, paths, {s: sources[s][0] for s in todo}, stamps, splits, bar)
+        with closing(engine.label(chunks, bar)) as labelled:  # closed on any error: the engine stops what it started
+            for chunk, logits in labelled:  # logits (n, K)
+                with atomic_path(chunk.part) as tmp:
+                    pq.write_table(_with_logits(chunk.rows, logits), tmp)
+                splits.chunk_written(chunk)
 
-    counts, computed, reused, seconds = {}, 0, 0, 0.0
-    for split in todo:
-        rows = pd.read_parquet(sources[split][0])
-        cap = _row_cap(spec, split)
-        if cap and len(rows) > cap:
-            rows = rows.sample(n=cap, random_state=0).sort_index()  # keeps source order
-        parts = paths.label_parts(split)
-        _reset_if_stale(parts, stamps[split])
-        chunks = range(0, len(rows), spec.chunk_rows)
-        with tqdm(total=len(rows), desc=f"label {split}", unit="row", smoothing=0.1) as bar:
-            for number, start in enumerate(chunks):
-                part = parts / f"part-{number:05d}.parquet"
-                chunk = rows.iloc[start : start + spec.chunk_rows]
-                if part.exists():
-                    reused += 1
-                    bar.update(len(chunk))
-                    continue
-                started = time.perf_counter()
-                features = encode_rows(tokenizer, chunk, config.task.max_length)
-                logits = predict_logits(model, tokenizer, features, spec.batch_size, progress=bar)  # (n, K)
-                seconds += time.perf_counter() - started
-                computed += len(chunk)
-                with atomic_path(part) as tmp:
-                    pq.write_table(_with_logits(chunk, logits), tmp)
-        table = pa.concat_tables(pq.read_table(parts / f"part-{n:05d}.parquet") for n in range(len(chunks)))
-        with atomic_path(paths.labels(split)) as tmp:
+    work = engine.work
+    computed = splits.computed
+    rate = computed / work.seconds if work.seconds else 0.0
+    per_core = computed / work.core_seconds if work.core_seconds else 0.0
+    projection = _projection(per_core)
+    write_json(summary_path, {"splits": done, "rows_per_second": round(rate, 1), "batch_size": spec.batch_size,
+                              "engine": spec.engine, "workers": work.workers, "threads": work.threads,
+                              "cores": work.cores, "rows_per_second_per_core": round(per_core, 2),
+                              "projection": projection, "runtime": work.runtime,
+                              "environment": environment(work.threads)})
+    return LabelResult(rows=splits.counts, rows_per_second=rate, resumed_chunks=splits.reused, engine=spec.engine,
+                       runtime=work.runtime.get("runtime", "torch"),
+                       cores=work.cores, rows_per_second_per_core=per_core, projection=projection)
+
+
+@dataclass
+class _SplitsInProgress:
+    """Which chunks of each split are still out; a split whose last chunk is written is joined into its table."""
+
+    paths: RunPaths
+    summary_path: Path
+    done: dict
+    threads: int | None
+    pending: dict[str, set[int]] = field(default_factory=dict)
+    chunk_counts: dict[str, int] = field(default_factory=dict)
+    stamps: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    reused: int = 0
+    computed: int = 0
+
+    def planned(self, split: str, stamp: str, chunks: int, missing: list[Chunk]) -> None:
+        self.stamps[split], self.chunk_counts[split] = stamp, chunks
+        self.pending[split] = {chunk.number for chunk in missing}
+        self.reused += chunks - len(missing)
+        if not missing:
+            self._join(split)
+
+    def chunk_written(self, chunk: Chunk) -> None:
+        self.computed += len(chunk.rows)
+        self.pending[chunk.split].discard(chunk.number)
+        if not self.pending[chunk.split]:
+            self._join(chunk.split)
+
+    def _join(self, split: str) -> None:
+        parts = self.paths.label_parts(split)
+        numbers = range(self.chunk_counts[split])
+        table = pa.concat_tables(pq.read_table(parts / f"part-{n:05d}.parquet") for n in numbers)
+        with atomic_path(self.paths.labels(split)) as tmp:
             pq.write_table(table, tmp)
         shutil.rmtree(parts)
-        counts[split] = table.num_rows
-        done[split] = {"fingerprint": stamps[split], "rows": table.num_rows}
-        write_json(summary_path, {"splits": done, "environment": environment(spec.threads)})
+        self.counts[split] = table.num_rows
+        self.done[split] = {"fingerprint": self.stamps[split], "rows": table.num_rows}
+        write_json(self.summary_path, {"splits": self.done, "environment": environment(self.threads)})
 
-    rate = computed / seconds if seconds else 0.0
-    write_json(summary_path, {"splits": done, "rows_per_second": round(rate, 1), "batch_size": spec.batch_size,
-                              "environment": environment(spec.threads)})
-    return LabelResult(rows=counts, rows_per_second=rate, resumed_chunks=reused)
+
+def _missing_chunks(config: Config, paths: RunPaths, sources: dict[str, Path], stamps: dict[str, str],
+                    splits: _SplitsInProgress, bar: tqdm) -> Iterator[Chunk]:
+    """The chunks without a part file, split by split, read lazily (the local engine holds one split at a time).
+
+    A split's missing chunks are all registered before the first is handed out, so it is joined only after its last.
+    """
+    spec = config.label
+    for split, source in sources.items():
+        rows = pd.read_parquet(source)
+        cap = _row_cap(spec, split)
+        if cap:  # the cap samples the augmentation ops' rows; the pool's rows have their own (augment.unlabeled)
+            pool = rows["op"] == POOL_OP if "op" in rows else pd.Series(False, index=rows.index)
+            made = rows[~pool]
+            if len(made) > cap:
+                rows = pd.concat([made.sample(n=cap, random_state=0), rows[pool]]).sort_index()  # keeps source order
+        parts = paths.label_parts(split)
+        _reset_if_stale(parts, stamps[split])
+        starts = range(0, len(rows), spec.chunk_rows)
+        chunks = [Chunk(split, number, rows.iloc[start : start + spec.chunk_rows], parts / f"part-{number:05d}.parquet")
+                  for number, start in enumerate(starts)]
+        missing = [chunk for chunk in chunks if not chunk.part.exists()]
+        bar.total += len(rows)
+        bar.update(len(rows) - sum(len(chunk.rows) for chunk in missing))
+        splits.planned(split, stamps[split], len(chunks), missing)
+        yield from missing
+
+
+def _projection(rows_per_second_per_core: float) -> dict | None:
+    """Hours to label PROJECTION_ROWS rows on each of PROJECTION_CORES cores at the measured per-core rate: linear
+    scaling, which a pool of single-threaded actors comes close to (the rows are independent)."""
+    if not rows_per_second_per_core:
+        return None
+    hours = {str(n): float(f"{PROJECTION_ROWS / (rows_per_second_per_core * n) / 3600:.3g}") for n in PROJECTION_CORES}
+    return {"rows": PROJECTION_ROWS, "hours_on_cores": hours}
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.0f}" if hours >= 10 else f"{hours:.1f}" if hours >= 1 else f"{hours:.2f}"
 
 
 def _source(paths: RunPaths, split: str) -> tuple[Path, str | None]:

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             config = _only_students(config, args.students, args.stage)
         paths = RunPaths.for_task(config.task.name, args.runs_dir)
         if args.stage == "check":
+            config.label.require_engine_package(config.where("label.engine"))  # an optional extra the config needs
             print(f"config ok: task {config.task.name} ({config.task.kind}); run directory {paths.root}")
             return 0
         names = [s.name for s in STAGES] if args.stage == "all" else [args.stage]

@@ -14,7 +14,8 @@ from tests.conftest import sentiment_rows
 from tinykd.compress import onnx_fp32, onnx_int8_dynamic, onnx_int8_static, onnx_optimized, torch_int8
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource, to_torch
-from tinykd.compress.onnx_export import FP32_ATOL, export_onnx, verification_batches
+from tinykd.compress.onnx_export import export_onnx, verification_batches
+from tinykd.onnx_graph import FP32_ATOL
 from tinykd.student.models.registry import build_small_student
 from tinykd.student.models.small_student import SmallStudentConfig
 from tinykd.student.models.vocabulary import StudentTokenizer, split_text

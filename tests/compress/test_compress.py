@@ -14,9 +14,10 @@ from tests.student.test_distill_stage import _pipeline
 from tinykd.compress import onnx_fp32, onnx_optimized, stage
 from tinykd.compress.backend import BuildContext, load_runner
 from tinykd.compress.model_source import ModelSource, to_torch
-from tinykd.compress.onnx_export import FP32_ATOL, verification_batches
+from tinykd.compress.onnx_export import verification_batches
 from tinykd.config import DEFAULT_BACKENDS
 from tinykd.errors import ArtifactError, ConfigError
+from tinykd.onnx_graph import FP32_ATOL
 from tinykd.student import stage as distill_stage
 from tinykd.student.models.registry import build_small_student
 from tinykd.student.models.small_student import SmallStudentConfig
