@@ -1,9 +1,10 @@
 """Stage `compare`: does data distillation help? Each distilled small student against its gold-only twin.
 
 For every student with teacher-labelled rows (`data` augmented, pool or distilled), trains the same architecture
-twice per seed in `compare.seeds` — gold rows with hard labels only, and as configured (gold + its teacher-labelled
-rows) — and writes `compare/comparison.csv` and `compare/comparison.md`: test accuracy mean ± std
-per variant, the gain, and the teacher's accuracy for reference.
+per seed in `compare.seeds` on gold rows with hard labels only, and as configured (gold + its teacher-labelled
+rows) — or, with `compare.data` (the data ablation), once per listed data kind against that one gold twin — and
+writes `compare/comparison.csv` and `compare/comparison.md`: test and dev accuracy mean ± std per variant, the
+gain, and the teacher's accuracy for reference. Dev is what should pick a data kind; test is what it gives.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from tinykd.config import Config, LossWeights, SmallStudentSpec
 from tinykd.student.stage import distill_one
 from tinykd.student.trainers.small_trainer import TokenCache
 
-RUN_COLUMNS = ["student", "kind", "variant", "seed", "augmented_rows", "test_accuracy", "train_seconds"]
+RUN_COLUMNS = ["student", "kind", "variant", "seed", "augmented_rows", "dev_accuracy", "test_accuracy",
+               "train_seconds"]
+GOLD = "gold"
 
 
 @dataclass
@@ -28,7 +31,8 @@ class CompareResult:
     table: pd.DataFrame
 
     def summary(self) -> str:
-        parts = [f"{r.student} {r.gold_mean:.2%}->{r.distilled_mean:.2%}" for r in self.table.itertuples()]
+        parts = [f"{r.student} {r.gold_mean:.2%}->{r.distilled_mean:.2%}"
+                 + f" ({r.data})" for r in self.table.itertuples()]
         return "compare: gold->distilled test accuracy " + (", ".join(parts) if parts else "(no distilled students)")
 
 
@@ -36,6 +40,11 @@ def gold_twin(spec: SmallStudentSpec, epochs: int | None = None) -> SmallStudent
     """The same student trained on gold train rows with cross-entropy only: no teacher anywhere."""
     return spec.model_copy(update={"data": "gold", "losses": LossWeights(hard=1.0, soft=0.0),
                                    "epochs": epochs or spec.epochs})
+
+
+def distilled_variants(spec: SmallStudentSpec, data: list[str] | None) -> dict[str, SmallStudentSpec]:
+    """Data kind -> the distilled student trained on it: the student's own `data`, or each `compare.data` kind."""
+    return {kind: spec.model_copy(update={"data": kind}) for kind in data or [spec.data]}
 
 
 def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStudentSpec], seeds: list[int],
@@ -51,7 +60,8 @@ def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStuden
             metrics = distill_one(config, seeded, paths, cache, out_dir=out_root / directory)
             records.append({"student": student, "kind": spec.kind, "variant": variant, "seed": seed,
                             "augmented_rows": metrics["train_rows"]["augmented"],
-                            "test_accuracy": metrics["test"]["accuracy"], "train_seconds": metrics["train_seconds"]})
+                            "dev_accuracy": metrics["dev"]["accuracy"], "test_accuracy": metrics["test"]["accuracy"],
+                            "train_seconds": metrics["train_seconds"]})
         yield records
 
 
@@ -62,7 +72,7 @@ def run(config: Config, paths: RunPaths) -> CompareResult:
     cache, runs, out = TokenCache(), [], paths.root / "compare"
     table = _table(pd.DataFrame(columns=RUN_COLUMNS), teacher)
     for spec in (s for s in config.small_students if s.training_data.teacher_rows):
-        twins = {"gold": gold_twin(spec, config.compare.gold_epochs), "distilled": spec}
+        twins = {GOLD: gold_twin(spec, config.compare.gold_epochs), **distilled_variants(spec, config.compare.data)}
         for records in seeded_runs(config, paths, twins, config.compare.seeds, out, cache, spec.name):
             runs += records
             table = _write(out, pd.DataFrame(runs, columns=RUN_COLUMNS), teacher, config.compare.seeds)
@@ -83,15 +93,26 @@ def _write(out: Path, per_run: pd.DataFrame, teacher: float, seeds: list[int]) -
 
 
 def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
+    """One row per (student, data kind of a distilled variant) against that student's gold twin."""
+    columns = ["student", "kind", "data", "gold_mean", "gold_std", "gold_dev", "distilled_mean", "distilled_std",
+               "distilled_dev", "seeds", "gain", "teacher"]
     if per_run.empty:
-        return pd.DataFrame(columns=["student", "kind", "gold_mean", "gold_std", "distilled_mean", "distilled_std",
-                                     "seeds", "gain", "teacher"])
-    stats = per_run.groupby(["student", "kind", "variant"])["test_accuracy"].agg(["mean", "std"]).unstack("variant")
-    table = pd.DataFrame({
-        "gold_mean": stats[("mean", "gold")], "gold_std": stats[("std", "gold")].fillna(0.0),
-        "distilled_mean": stats[("mean", "distilled")], "distilled_std": stats[("std", "distilled")].fillna(0.0),
-    }).reset_index()
-    table["seeds"] = per_run.groupby(["student", "kind"])["seed"].nunique().to_numpy()
+        return pd.DataFrame(columns=columns)
+    stats = per_run.groupby(["student", "kind", "variant"], sort=False).agg(
+        mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), dev=("dev_accuracy", "mean"),
+        seeds=("seed", "nunique")).reset_index()
+    stats["std"] = stats["std"].fillna(0.0)
+    gold = stats[stats["variant"] == GOLD].set_index(["student", "kind"])
+    rows = []
+    for r in stats[stats["variant"] != GOLD].itertuples():
+        twin = gold.loc[(r.student, r.kind)] if (r.student, r.kind) in gold.index else None
+        rows.append({"student": r.student, "kind": r.kind,
+                     "data": r.variant,
+                     "gold_mean": twin["mean"] if twin is not None else float("nan"),
+                     "gold_std": twin["std"] if twin is not None else float("nan"),
+                     "gold_dev": twin["dev"] if twin is not None else float("nan"),
+                     "distilled_mean": r.mean, "distilled_std": r.std, "distilled_dev": r.dev, "seeds": r.seeds})
+    table = pd.DataFrame(rows, columns=columns[:-2])
     table["gain"] = table["distilled_mean"] - table["gold_mean"]
     table["teacher"] = teacher
     return table
@@ -100,14 +121,16 @@ def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
 def _markdown(table: pd.DataFrame, teacher: float, seeds: list[int]) -> str:
     lines = [
         f"Test accuracy, mean ± std over the first `seeds` of {seeds} (fewer while the run is going or if it "
-        f"was stopped). Teacher: {teacher:.2%}.",
+        f"was stopped); dev accuracy (mean) beside it, which is what should choose a data kind. Teacher: "
+        f"{teacher:.2%}.",
         "",
-        "| student | seeds | gold only | distilled | gain (points) |",
-        "| --- | ---: | --- | --- | ---: |",
+        "| student | data | seeds | gold only | distilled | gain (points) | dev: gold → distilled |",
+        "| --- | --- | ---: | --- | --- | ---: | --- |",
     ]
     for r in table.itertuples():
-        lines.append(f"| {r.student} ({r.kind}) | {r.seeds} | {r.gold_mean:.2%} ± {r.gold_std:.2%} | "
-                     f"{r.distilled_mean:.2%} ± {r.distilled_std:.2%} | {100 * r.gain:+.2f} |")
+        lines.append(f"| {r.student} ({r.kind}) | {r.data} | {r.seeds} | {r.gold_mean:.2%} ± {r.gold_std:.2%} | "
+                     f"{r.distilled_mean:.2%} ± {r.distilled_std:.2%} | {100 * r.gain:+.2f} | "
+                     f"{r.gold_dev:.2%} → {r.distilled_dev:.2%} |")
     if len(table):
-        lines += ["", f"Mean gain over {len(table)} students: {100 * table['gain'].mean():+.2f} points."]
+        lines += ["", f"Mean gain over {len(table)} rows (student × data): {100 * table['gain'].mean():+.2f} points."]
     return "\n".join(lines) + "\n"

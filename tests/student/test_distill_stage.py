@@ -86,7 +86,39 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
     distilled_metrics = json.loads((paths.root / "compare" / "bow-distilled-seed1" / "metrics.json").read_text())
     assert distilled_metrics["config"]["epochs"] == 2
     markdown = (paths.root / "compare" / "comparison.md").read_text()
-    assert "| bow (bow) | 3 |" in markdown and "±" in markdown
+    assert "| bow (bow) | distilled | 3 |" in markdown and "±" in markdown
+    assert row["data"] == "distilled" and set(runs["dev_accuracy"].between(0, 1)) == {True}
+
+
+def test_comparison_data_ablation_trains_one_gold_twin_per_seed(sentiment_files, tiny_teacher, tmp_path):
+    from tinykd.student.experiments import comparison
+
+    students = [{"name": "bow", "kind": "bow", "epochs": 1, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}]
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    config = config.model_copy(update={"compare": CompareConfig(seeds=[0, 1], data=["augmented", "distilled"])})
+    result = comparison.run(config, paths)
+    runs = pd.read_csv(paths.root / "compare" / "runs.csv")
+    assert sorted(runs["variant"].value_counts().items()) == [("augmented", 2), ("distilled", 2), ("gold", 2)]
+    assert list(result.table["data"]) == ["augmented", "distilled"]
+    gold = runs[runs["variant"] == "gold"]["test_accuracy"].mean()
+    assert list(result.table["gold_mean"]) == pytest.approx([gold, gold])  # one twin serves every data kind
+    for kind in ("augmented", "distilled"):
+        trained = json.loads((paths.root / "compare" / f"bow-{kind}-seed1" / "metrics.json").read_text())
+        assert trained["config"]["data"] == kind and trained["train_rows"]["augmented"] > 0
+    assert "| bow (bow) | augmented | 2 |" in (paths.root / "compare" / "comparison.md").read_text()
+
+
+def test_comparison_data_kinds_are_checked_at_load(sentiment_files, tmp_path):
+    path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                              "students": [{"name": "b", "kind": "bow"}],
+                                              "compare": {"data": ["augmented", "pool"]}})
+    with pytest.raises(ConfigError, match=r"compare.data: data 'pool' needs an unlabeled pool \(augment.unlabeled\)"):
+        load_config(path)
+    path = write_config(tmp_path / "d.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                              "students": [{"name": "b", "kind": "bow"}],
+                                              "compare": {"data": ["gold"]}})
+    with pytest.raises(ConfigError, match=r"compare.data"):
+        load_config(path)
 
 
 def test_distilled_student_needs_labelled_augmented_rows(sentiment_files, tmp_path):
