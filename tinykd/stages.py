@@ -44,12 +44,12 @@ STAGES = (
 )
 # Experiments run on demand, not as part of `all` / `make distill`.
 EXPERIMENTS = (
-    Stage("compare", "tinykd.student.experiments.comparison", "each distilled student vs its gold-only twin over compare.seeds (mean ± std)",
+    Stage("compare", "tinykd.student.experiments.comparison", "each distilled student (on each compare.data kind) vs its gold-only twin over compare.seeds (mean ± std)",
           configured=lambda config: any(s.training_data.teacher_rows for s in config.small_students)),
     Stage("ablate", "tinykd.student.experiments.ablation", "ablation.student on gold rows only, each augmentation op alone, and all ops",
           configured=lambda config: config.ablation is not None),
     Stage("ablate-schedule", "tinykd.student.experiments.schedule_ablation", "schedule_ablation.student: gold only, + soft labels, + TD1 "
-          "relations, + augmented rows, + general distillation", configured=lambda config: config.schedule_ablation is not None),
+          "relations, + augmented rows, + general distillation (or schedule_ablation.variants)", configured=lambda config: config.schedule_ablation is not None),
     Stage("search", "tinykd.search.stage", "one worker of an Optuna study over search.space: distill -> compress -> quick "
           "bench per trial; pareto.csv, best.yaml, plots", configured=lambda config: config.search is not None),
 )

@@ -87,6 +87,10 @@ class Config(Section):
             if spec.augment_ops and spec.training_data.teacher_rows and not chosen:
                 raise ValueError(f"students.{i} ({spec.name}): augment_ops {spec.augment_ops} select no rows of "
                                  f"data '{spec.data}' ({spec.training_data.about})")
+        for kind in self.compare.data or []:
+            problem = self._data_problem(kind)
+            if problem:
+                raise ValueError(f"compare.data: {problem}")
         if self.ablation is not None:
             distilled = [s.name for s in self.small_students if s.data == "distilled"]
             if self.ablation.student not in distilled:
@@ -97,6 +101,9 @@ class Config(Section):
             if self.schedule_ablation.student not in transformers:
                 raise ValueError(f"schedule_ablation.student: '{self.schedule_ablation.student}' is not a transformer "
                                  f"student (students with kind 'transformer': {transformers})")
+            spec = next(s for s in self.students if s.name == self.schedule_ablation.student)
+            for k, variant in enumerate(self.schedule_ablation.variants or []):
+                self._check_stages(f"schedule_ablation.variants.{k} ({variant.name}): schedule", variant.schedule, spec)
         return self
 
     @model_validator(mode="after")
@@ -178,8 +185,12 @@ class Config(Section):
         return list(self.compress.models) if self.compress.models is not None else ["teacher", *(s.name for s in self.students)]
 
     def _check_schedule(self, i: int, spec: TransformerStudentSpec) -> None:
-        for j, stage in enumerate(spec.schedule):
-            where = f"students.{i} ({spec.name}): schedule.{j} ({stage.stage})"
+        self._check_stages(f"students.{i} ({spec.name}): schedule", spec.schedule, spec)
+
+    def _check_stages(self, prefix: str, schedule: list, spec: TransformerStudentSpec) -> None:
+        """Each stage of a schedule `spec` would train can: its data exists, some loss weighs, labels where needed."""
+        for j, stage in enumerate(schedule):
+            where = f"{prefix}.{j} ({stage.stage})"
             data = spec.stage_data(stage, self.augment is not None)
             problem = self._data_problem(data)
             if problem:
