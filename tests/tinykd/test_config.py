@@ -22,6 +22,17 @@ def test_default_config_loads_with_defaults():
     assert config.teacher.freeze_embeddings is True
 
 
+def test_the_schedule_ablation_config_shares_the_default_tasks_run():
+    """configs/sentiment_zh_schedules.yaml reuses runs/sentiment_zh/ (data, teacher, labels): its sections up to
+    `label` must stay those of the default config, or its ablation would measure another teacher."""
+    default = load_config(ROOT / "configs" / "sentiment_zh.yaml")
+    schedules = load_config(ROOT / "configs" / "sentiment_zh_schedules.yaml")
+    assert schedules.task.name == default.task.name
+    for section in ("task", "teacher", "augment", "label"):
+        assert getattr(schedules, section) == getattr(default, section), section
+    assert schedules.schedule_ablation.variants and schedules.schedule_ablation.seeds == [0, 1]
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not beside the checkout")
 @pytest.mark.parametrize("name, kind", [("chnsenticorp", "single"), ("lcqmc", "pair")])
 def test_shared_data_configs_load(name, kind):
