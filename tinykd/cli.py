@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from tinykd.artifacts import RUNS_ENV, RunPaths
 from tinykd.config import Config
@@ -27,7 +28,7 @@ EPILOG = "stages, in pipeline order:\n" + "\n".join(f"  {s.name:<15} {s.help}" f
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tinykd",
+        prog="tinykd" if Path(sys.argv[0]).name == "tinykd" else "python -m tinykd",  # the console script, or -m
         description="Distill a fine-tuned text model into a tiny one. Every stage reads and writes files "
         "under runs/<task>/ and is skipped when its inputs and config section are unchanged.",
         epilog=EPILOG,

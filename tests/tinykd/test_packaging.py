@@ -79,6 +79,9 @@ def test_a_non_editable_install_claims_only_tinykd_and_runs_from_elsewhere(insta
                             "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert check.returncode == 0, check.stderr[-2000:]
     assert "sentiment_zh" in check.stdout
+    script = subprocess.run([str(installed / "bin" / "tinykd"), "--help"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True)  # the console script pip wrote, as a user types it
+    assert script.returncode == 0 and script.stdout.startswith("usage: tinykd "), script.stderr[-2000:]
 
 
 def test_the_import_contracts_hold(installed):
