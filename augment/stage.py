@@ -4,7 +4,8 @@ Each source row is tagged once (jieba POS; cached with the POS index in `augment
 `multiplier` new rows, each made by one op drawn by the configured weights. A new row identical to its
 source or to an earlier new row of the same source is retried up to `max_tries` times, then dropped
 (counted), and so is a new row that copies a dev or test text (exactly or after the leak guard's normalising).
-The unlabeled pool (`augment.unlabeled`, `tinykd.augment.unlabeled_pool`) adds its rows as op `pool`.
+The unlabeled pool (`augment.unlabeled`, `tinykd.augment.unlabeled_pool`) adds its rows as op `pool` (`pool:<name>`
+for a named source).
 Writes `augment/augmented.parquet`: `text_a[, text_b], source_row, op` (with a pool also `source`, `domain`:
 "train" and "" for augmented rows), and `augment/summary.json` with what every step dropped.
 """
@@ -128,10 +129,13 @@ def run(config: Config, paths: RunPaths) -> AugmentResult:
 
 def _fingerprint(spec: AugmentConfig, unk_token: str | None, data_stamp: str | None) -> str:
     """What the augmented rows depend on. Without a pool the spec is stamped without its (empty) `unlabeled` key,
-    so runs from before the pool existed stay up to date; with one, the pool files' bytes count too."""
+    so runs from before the pool existed stay up to date; with one, the pool files' bytes count too. A source
+    without a `name` is stamped without that key, so pools from before names existed stay up to date too."""
     if not spec.unlabeled:
         return fingerprint(spec.model_dump(mode="json", exclude={"unlabeled"}), unk_token, data_stamp)
-    return fingerprint(spec, unk_token, data_stamp, pool_digest(spec.unlabeled))
+    unnamed = {i: {"name"} for i, source in enumerate(spec.unlabeled) if source.name is None}
+    return fingerprint(spec.model_dump(mode="json", exclude={"unlabeled": unnamed}), unk_token, data_stamp,
+                       pool_digest(spec.unlabeled))
 
 
 def _rows(frame: pd.DataFrame, columns: list[str]) -> list[Row]:

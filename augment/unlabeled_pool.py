@@ -24,6 +24,7 @@ class SourceCounts:
     """What happened to one source's rows, in the order the steps run."""
 
     path: str
+    op: str = POOL_OP  # the op its rows get: `pool`, or `pool:<name>` for a named source
     read: int = 0
     after_domain_filter: int = 0
     dropped_empty: int = 0
@@ -39,8 +40,9 @@ class SourceCounts:
 
 def pool_rows(sources: list[UnlabeledSource], text_column: str, dev: list[Row], test: list[Row],
               train: list[Row]) -> tuple[pd.DataFrame, list[SourceCounts]]:
-    """The pool's rows as augmented rows (`text_column`, source_row = line in its file, op `pool`, source, domain)
-    and each source's counts. Sources are read in order; a text an earlier source kept counts as a duplicate."""
+    """The pool's rows as augmented rows (`text_column`, source_row = line in its file, op `pool` or `pool:<name>`,
+    source, domain) and each source's counts. Sources are read in order; a text an earlier source kept counts as a
+    duplicate."""
     guard = LeakGuard({"dev": dev, "test": test, "train": train})
     seen: set = set()  # normalised texts (exact ones where nothing is left after normalising) already kept
     frames, counts = [], []
@@ -55,7 +57,7 @@ def pool_rows(sources: list[UnlabeledSource], text_column: str, dev: list[Row], 
 
 def _one_source(source: UnlabeledSource, guard: LeakGuard, seen: set) -> tuple[pd.DataFrame, SourceCounts]:
     table = read_table(source.path, source.format)
-    tally = SourceCounts(path=str(source.path), read=len(table))
+    tally = SourceCounts(path=str(source.path), op=source.row_op, read=len(table))
     domains = table[source.domain_column] if source.domain_column else pd.Series("", index=table.index)
     keep = pd.Series(True, index=table.index)
     if source.domains is not None:
@@ -92,7 +94,7 @@ def _one_source(source: UnlabeledSource, guard: LeakGuard, seen: set) -> tuple[p
         records = [records[i] for i in chosen]  # file order
     tally.kept = len(records)
     frame = pd.DataFrame.from_records(records, columns=["text", "source_row", "domain"])
-    return frame.assign(op=POOL_OP, source=str(source.path)), tally
+    return frame.assign(op=source.row_op, source=str(source.path)), tally
 
 
 def pool_digest(sources: list[UnlabeledSource]) -> list[str]:

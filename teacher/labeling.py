@@ -30,7 +30,7 @@ from tinykd.artifacts import (
     write_json,
 )
 from tinykd.config import Config
-from tinykd.config.augment import POOL_OP
+from tinykd.config.augment import is_pool_op
 from tinykd.environment import environment
 from tinykd.teacher.label_engine import Chunk, LabelEngine, LocalEngine
 from tinykd.teacher.ray_labeling import RayEngine
@@ -159,7 +159,7 @@ def _missing_chunks(config: Config, paths: RunPaths, sources: dict[str, Path], s
         rows = pd.read_parquet(source)
         cap = _row_cap(spec, split)
         if cap:  # the cap samples the augmentation ops' rows; the pool's rows have their own (augment.unlabeled)
-            pool = rows["op"] == POOL_OP if "op" in rows else pd.Series(False, index=rows.index)
+            pool = rows["op"].map(is_pool_op).astype(bool) if "op" in rows else pd.Series(False, index=rows.index)
             made = rows[~pool]
             if len(made) > cap:
                 rows = pd.concat([made.sample(n=cap, random_state=0), rows[pool]]).sort_index()  # keeps source order

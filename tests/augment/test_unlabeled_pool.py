@@ -1,5 +1,6 @@
-"""`augment.unlabeled`: the pool's rows join augmented.parquet as op `pool`, without copies of dev, test or train
-texts, every drop counted in augment/summary.json; a bad pool path or column fails when the config loads."""
+"""`augment.unlabeled`: the pool's rows join augmented.parquet as op `pool` (`pool:<name>` for a named source),
+without copies of dev, test or train texts, every drop counted in augment/summary.json; a bad pool path, column or
+name fails when the config loads."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def test_guard_drops_and_counts_copies_of_dev_test_and_train(task_files, tmp_pat
     assert rows["source_row"].tolist() == [10, 12, 13, 14]  # their lines in the pool file
     summary = json.loads(paths.augment_summary.read_text())
     assert summary["pool"] == [{
-        "path": pool["path"], "read": 14, "after_domain_filter": 13, "dropped_empty": 0,
+        "path": pool["path"], "op": "pool", "read": 14, "after_domain_filter": 13, "dropped_empty": 0,
         "dropped_dev_exact": 1, "dropped_dev_normalised": 2, "dropped_test_exact": 1, "dropped_test_normalised": 2,
         "dropped_in_train": 2, "dropped_duplicate": 1, "after_guard": 4, "kept": 4,
     }]
@@ -108,6 +109,68 @@ def test_a_later_source_does_not_repeat_an_earlier_one(task_files, tmp_path):
     counts = json.loads(paths.augment_summary.read_text())["pool"]
     assert [c["kept"] for c in counts] == [2, 1] and counts[1]["dropped_duplicate"] == 1
     assert counts[0]["path"] == str(first) and counts[1]["path"] == str(second)
+
+
+def test_a_named_source_gets_its_own_op(task_files, tmp_path):
+    """One pool file split by domain into two entries, one named: one augment run serves both sides of an ablation."""
+    path = str(_planted(tmp_path))
+    unlabeled = [{"path": path, "domain_column": "domain", "exclude_domains": ["waimai"]},
+                 {"path": path, "domain_column": "domain", "domains": ["waimai"], "name": "waimai"}]
+    result, paths = _run(tmp_path, task_files, {"multiplier": 0, "unlabeled": unlabeled})
+    rows = pd.read_parquet(paths.augmented)
+    assert rows["op"].tolist() == ["pool"] * 4 + ["pool:waimai"]
+    assert rows["text_a"].tolist() == [*FRESH, "外卖很快，很好吃。"] and rows["domain"].tolist()[-1] == "waimai"
+    summary = json.loads(paths.augment_summary.read_text())
+    assert summary["rows_by_op"] == {"pool": 4, "pool:waimai": 1}
+    assert [(c["path"], c["op"], c["read"], c["after_domain_filter"], c["kept"]) for c in summary["pool"]] == [
+        (path, "pool", 14, 13, 4), (path, "pool:waimai", 14, 1, 1)]
+    assert summary["pool_rows"] == result.pool_rows == 5
+
+
+def test_names_leave_the_stamp_of_an_unnamed_pool_as_it_was(task_files, tmp_path):
+    """A run from before sources had names stays up to date (no re-augment, no relabelling); naming one re-runs."""
+    from tinykd.artifacts import fingerprint
+    from tinykd.augment.unlabeled_pool import pool_digest
+
+    path = str(_planted(tmp_path))
+    result, paths = _run(tmp_path, task_files, {"multiplier": 0, "unlabeled": [{"path": path}]})
+    spec = load_config(tmp_path / "c.yaml").augment
+    before_names = spec.model_dump(mode="json")
+    for source in before_names["unlabeled"]:
+        del source["name"]
+    stamp = json.loads(paths.augment_summary.read_text())["fingerprint"]
+    assert stamp == fingerprint(before_names, None, json.loads(paths.data_summary.read_text())["fingerprint"],
+                                pool_digest(spec.unlabeled))
+    named, paths = _run(tmp_path, task_files, {"multiplier": 0, "unlabeled": [{"path": path, "name": "all"}]})
+    assert not named.skipped and set(pd.read_parquet(paths.augmented)["op"]) == {"pool:all"}
+
+
+def test_a_bad_or_repeated_pool_name_is_one_clear_error(task_files, tmp_path, capsys):
+    pool = str(_planted(tmp_path))
+
+    def check(unlabeled: list[dict]) -> str:
+        config = write_config(tmp_path / "c.yaml", {"task": file_task(task_files),
+                                                    "augment": {"multiplier": 0, "unlabeled": unlabeled}})
+        assert main(["check", "--config", str(config)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        return err
+
+    config = tmp_path / "c.yaml"
+    err = check([{"path": pool, "name": "wai mai"}])
+    line = config.read_text().splitlines().index("    name: wai mai") + 1
+    assert (f"{config}:{line}: augment.unlabeled.0.name: a pool name may hold only letters, digits, '_' and '-' "
+            "(its rows get op 'pool:<name>') (got 'wai mai')") in err
+
+    err = check([{"path": pool, "name": "w"}, {"path": pool}, {"path": pool}, {"path": pool, "name": "w"}])
+    line = [i for i, text in enumerate(config.read_text().splitlines(), 1) if text == "    name: w"][1]
+    assert (f"{config}:{line}: augment: unlabeled.3.name: duplicate pool name 'w' (also unlabeled.0.name)") in err
+
+    # Unnamed sources share op `pool`; names only have to differ from each other.
+    unlabeled = [{"path": pool}, {"path": pool}, {"path": pool, "name": "a_1-B"}, {"path": pool, "name": "pool"}]
+    config = load_config(write_config(tmp_path / "ok.yaml", {"task": file_task(task_files),
+                                                             "augment": {"multiplier": 0, "unlabeled": unlabeled}}))
+    assert config.augment.row_ops == ["pool", "pool:a_1-B", "pool:pool"]
 
 
 def test_ops_and_pool_together_and_a_changed_pool_reruns(task_files, tmp_path):

@@ -66,3 +66,30 @@ def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_fil
     everything = load_config(write_config(tmp_path / "all.yaml", sections | {
         "label": {"splits": ["augmented"], "chunk_rows": 64}}))
     assert labeling.run(everything, paths).rows == {"augmented": len(augmented)}
+
+
+def test_max_augmented_rows_leaves_every_pool_row_named_or_not(sentiment_files, tiny_teacher, tmp_path):
+    from tinykd.augment import stage as augment_stage
+
+    pool = tmp_path / "pool.tsv"
+    pool.write_text("text_a\tdomain\n" + "".join(f"第{i}条评论，{'外卖' if i % 2 else '酒店'}很好。\t"
+                                                 f"{'waimai' if i % 2 else 'hotel'}\n" for i in range(30)),
+                    encoding="utf-8")
+    source = {"path": str(pool), "domain_column": "domain"}
+    unlabeled = [source | {"exclude_domains": ["waimai"]}, source | {"domains": ["waimai"], "name": "waimai"}]
+    augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}], "unlabeled": unlabeled}
+    sections = {"task": file_task(sentiment_files), "augment": augment,
+                "label": {"splits": ["augmented"], "max_augmented_rows": 100, "chunk_rows": 64}}
+    config = load_config(write_config(tmp_path / "c.yaml", sections))
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    augment_stage.run(config, paths)
+    install_as_teacher(paths, tiny_teacher)
+    augmented = pd.read_parquet(paths.augmented)
+    assert augmented["op"].value_counts().to_dict() == {"unk": len(augmented) - 30, "pool": 15, "pool:waimai": 15}
+    assert labeling.run(config, paths).rows == {"augmented": 130}  # the cap samples the op rows only
+
+    labelled = pd.read_parquet(paths.labels("augmented"))
+    assert labelled["op"].value_counts().to_dict() == {"unk": 100, "pool": 15, "pool:waimai": 15}
+    pool_texts = augmented.loc[augmented["op"] != "unk", "text_a"].tolist()
+    assert labelled.loc[labelled["op"] != "unk", "text_a"].tolist() == pool_texts  # every pool row, in order

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -15,6 +16,18 @@ from tinykd.config.section import Section
 from tinykd.tables import FORMATS
 
 POOL_OP = "pool"  # the `op` of augmented.parquet rows that come from augment.unlabeled, not from an augmentation op
+POOL_NAME = re.compile(r"[A-Za-z0-9_-]+")  # what augment.unlabeled[].name may hold (it goes into the op: pool:<name>)
+
+
+def pool_op(name: str | None) -> str:
+    """The `op` of a pool source's rows: `pool`, or `pool:<name>` for a source with a `name`."""
+    return POOL_OP if name is None else f"{POOL_OP}:{name}"
+
+
+def is_pool_op(op: str) -> bool:
+    """Whether an augmented row with this `op` comes from the unlabeled pool (`pool` or `pool:<name>`), not from an
+    augmentation op. Every test of that question goes through here."""
+    return op == POOL_OP or op.startswith(f"{POOL_OP}:")
 
 
 class UnkOp(Section):
@@ -58,7 +71,8 @@ def _default_ops() -> list:
 
 class UnlabeledSource(Section):
     """One table of unlabeled in-domain texts (ERNIE's `unsup_train_aug`): after the leak guard drops copies of
-    dev, test and train texts, its rows join augmented.parquet as op `pool` and the teacher labels them.
+    dev, test and train texts, its rows join augmented.parquet as op `pool` (`pool:<name>` with a `name`) and the
+    teacher labels them.
 
     The file and its columns are checked when the config loads, so a wrong path fails before any work."""
 
@@ -75,6 +89,21 @@ class UnlabeledSource(Section):
     max_rows: int | None = Field(default=None, ge=1, description="a seeded random sample of at most this many rows, "
                                  "drawn after the domain filter and the leak guard; default: all")
     seed: int = Field(default=0, description="seed of the max_rows sample")
+    name: str | None = Field(default=None, description="its rows get op `pool:<name>` instead of `pool`, so students "
+                             "can take or leave them by `augment_ops`; letters, digits, `_` and `-`")
+
+    @property
+    def row_op(self) -> str:
+        """The `op` of this source's rows in augmented.parquet."""
+        return pool_op(self.name)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_an_op_suffix(cls, name: str | None) -> str | None:
+        if name is not None and not POOL_NAME.fullmatch(name):
+            raise ValueError(f"a pool name may hold only letters, digits, '_' and '-' (its rows get op "
+                             f"'{POOL_OP}:<name>')")
+        return name
 
     @field_validator("path")
     @classmethod
@@ -140,14 +169,23 @@ class AugmentConfig(Section):
     max_tries: int = Field(default=5, ge=1, description="attempts per new row to differ from the source and earlier rows")
     unk_token: str | None = Field(default=None, description="default: the teacher tokenizer's unknown token")
     unlabeled: list[UnlabeledSource] = Field(
-        default_factory=list, description="unlabeled in-domain tables whose texts the teacher labels too (op `pool`), "
-        "after a leak guard drops copies of dev, test and train texts")
+        default_factory=list, description="unlabeled in-domain tables whose texts the teacher labels too (op `pool`, "
+        "or `pool:<name>`), after a leak guard drops copies of dev, test and train texts")
 
     @model_validator(mode="after")
     def _makes_rows(self) -> AugmentConfig:
         if self.multiplier == 0 and not self.unlabeled:
             raise ValueError("multiplier 0 makes no augmented rows and augment.unlabeled lists no pool: "
                              "set multiplier >= 1 or add an unlabeled source")
+        return self
+
+    @model_validator(mode="after")
+    def _pool_names_unique(self) -> AugmentConfig:
+        names = [source.name for source in self.unlabeled]
+        for j, name in enumerate(names):
+            if name is not None and name in names[:j]:
+                raise ValueError(f"unlabeled.{j}.name: duplicate pool name '{name}' (also "
+                                 f"unlabeled.{names.index(name)}.name): each name is one op of the pool's rows")
         return self
 
     @property
@@ -157,5 +195,6 @@ class AugmentConfig(Section):
 
     @property
     def row_ops(self) -> list[str]:
-        """Every `op` augmented.parquet can hold: the configured ops (unless multiplier is 0), and `pool`."""
-        return [*(self.op_names if self.multiplier else []), *([POOL_OP] if self.unlabeled else [])]
+        """Every `op` augmented.parquet can hold: the configured ops (unless multiplier is 0), then each distinct
+        pool op (`pool` for unnamed sources, `pool:<name>`) in the order of `unlabeled`."""
+        return [*(self.op_names if self.multiplier else []), *dict.fromkeys(s.row_op for s in self.unlabeled)]

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tinykd.backend_table import BACKENDS
-from tinykd.config.augment import POOL_OP, AugmentConfig
+from tinykd.config.augment import AugmentConfig, is_pool_op
 from tinykd.config.bench import BenchConfig, BudgetConfig
 from tinykd.config.compress import CompressConfig
 from tinykd.config.experiments import AblationConfig, CompareConfig, ScheduleAblationConfig
@@ -80,7 +80,8 @@ class Config(Section):
             made = self.augment.row_ops if self.augment else []
             unknown = sorted(set(spec.augment_ops or []) - set(made))
             if unknown:
-                pool = f", augment.unlabeled makes '{POOL_OP}'" if self.augment and self.augment.unlabeled else ""
+                pool_ops = [op for op in made if is_pool_op(op)]
+                pool = f", augment.unlabeled makes {pool_ops}" if pool_ops else ""
                 raise ValueError(f"students.{i} ({spec.name}): augment_ops {unknown} are not configured ops "
                                  f"(augment.ops makes {self.augment.op_names if self.augment else []}{pool})")
             chosen = [op for op in spec.augment_ops or [] if spec.training_data.keeps(op)]

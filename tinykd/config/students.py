@@ -43,7 +43,7 @@ class SmallStudentSpec(Section):
     augment_ops: list[str] | None = Field(
         default=None, min_length=1,
         description="of the teacher-labelled rows `data` selects, train only on those with these ops "
-        "(augment.row_ops: unk, pos, nsample, textattack:<Name>, pool); default: all",
+        "(augment.row_ops: unk, pos, nsample, textattack:<Name>, pool, pool:<name>); default: all",
     )
     max_augmented_rows: int | None = Field(
         default=None, ge=1, description="train on a seeded random sample of at most this many teacher-labelled rows "

@@ -1,15 +1,15 @@
 """What a student's (or a schedule stage's) `data:` trains on, defined once for small and transformer students.
 
 The teacher-labelled rows all sit in `label/augmented.parquet`; their `op` column tells the rows made by an
-augmentation op (`unk`, `pos`, ...) from those of the unlabeled pool (`pool`, from `augment.unlabeled`), so each
-kind below is a choice of gold rows plus a filter on `op`.
+augmentation op (`unk`, `pos`, ...) from those of the unlabeled pool (`pool`, or `pool:<name>` for a named source of
+`augment.unlabeled`), so each kind below is a choice of gold rows plus a filter on `op`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tinykd.config.augment import POOL_OP
+from tinykd.config.augment import is_pool_op
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class TrainingData:
 
     about: str
     op_rows: bool  # teacher-labelled rows made by the augmentation ops
-    pool_rows: bool  # teacher-labelled rows of the unlabeled pool (op `pool`)
+    pool_rows: bool  # teacher-labelled rows of the unlabeled pool (op `pool` or `pool:<name>`)
     general: bool = False  # People's Daily sentences instead of the task's rows (no labels: relation loss only)
 
     @property
@@ -28,7 +28,7 @@ class TrainingData:
 
     def keeps(self, op: str) -> bool:
         """Whether an augmented row with this `op` belongs to this kind."""
-        return self.pool_rows if op == POOL_OP else self.op_rows
+        return self.pool_rows if is_pool_op(op) else self.op_rows
 
 
 # `data:` accepts these names (small students: all but `unlabeled`). A new kind is one entry here.
