@@ -41,10 +41,12 @@ def test_labels_are_raw_logits_in_row_order(sentiment_files, tiny_teacher, tmp_p
     assert labeling.run(config, paths).skipped
 
 
-def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_files, tiny_teacher, tmp_path):
+def _capped_run(tmp_path, sentiment_files, tiny_teacher, **augment):
+    """data + augment (UNK op rows, and `augment`'s extra keys) with the tiny teacher installed; label.max_augmented_rows
+    100. Returns the config's sections, the config and the run's paths."""
     from tinykd.augment import stage as augment_stage
 
-    augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}]}
+    augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}]} | augment
     sections = {"task": file_task(sentiment_files), "augment": augment,
                 "label": {"splits": ["augmented"], "max_augmented_rows": 100, "chunk_rows": 64}}
     config = load_config(write_config(tmp_path / "c.yaml", sections))
@@ -52,6 +54,11 @@ def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_fil
     data_stage.run(config, paths)
     augment_stage.run(config, paths)
     install_as_teacher(paths, tiny_teacher)
+    return sections, config, paths
+
+
+def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_files, tiny_teacher, tmp_path):
+    sections, config, paths = _capped_run(tmp_path, sentiment_files, tiny_teacher)
     assert labeling.run(config, paths).rows == {"augmented": 100}
 
     labelled = pd.read_parquet(paths.labels("augmented"))
@@ -69,22 +76,13 @@ def test_max_augmented_rows_labels_a_seeded_sample_in_source_order(sentiment_fil
 
 
 def test_max_augmented_rows_leaves_every_pool_row_named_or_not(sentiment_files, tiny_teacher, tmp_path):
-    from tinykd.augment import stage as augment_stage
-
     pool = tmp_path / "pool.tsv"
     pool.write_text("text_a\tdomain\n" + "".join(f"第{i}条评论，{'外卖' if i % 2 else '酒店'}很好。\t"
                                                  f"{'waimai' if i % 2 else 'hotel'}\n" for i in range(30)),
                     encoding="utf-8")
     source = {"path": str(pool), "domain_column": "domain"}
     unlabeled = [source | {"exclude_domains": ["waimai"]}, source | {"domains": ["waimai"], "name": "waimai"}]
-    augment = {"multiplier": 2, "unk_token": "<unk>", "ops": [{"op": "unk", "p": 0.5}], "unlabeled": unlabeled}
-    sections = {"task": file_task(sentiment_files), "augment": augment,
-                "label": {"splits": ["augmented"], "max_augmented_rows": 100, "chunk_rows": 64}}
-    config = load_config(write_config(tmp_path / "c.yaml", sections))
-    paths = RunPaths(tmp_path / "run")
-    data_stage.run(config, paths)
-    augment_stage.run(config, paths)
-    install_as_teacher(paths, tiny_teacher)
+    _, config, paths = _capped_run(tmp_path, sentiment_files, tiny_teacher, unlabeled=unlabeled)
     augmented = pd.read_parquet(paths.augmented)
     assert augmented["op"].value_counts().to_dict() == {"unk": len(augmented) - 30, "pool": 15, "pool:waimai": 15}
     assert labeling.run(config, paths).rows == {"augmented": 130}  # the cap samples the op rows only
