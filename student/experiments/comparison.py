@@ -31,8 +31,7 @@ class CompareResult:
     table: pd.DataFrame
 
     def summary(self) -> str:
-        parts = [f"{r.student} {r.gold_mean:.2%}->{r.distilled_mean:.2%}"
-                 + f" ({r.data})" for r in self.table.itertuples()]
+        parts = [f"{r.student} {r.gold_mean:.2%}->{r.distilled_mean:.2%} ({r.data})" for r in self.table.itertuples()]
         return "compare: gold->distilled test accuracy " + (", ".join(parts) if parts else "(no distilled students)")
 
 
@@ -102,17 +101,12 @@ def _table(per_run: pd.DataFrame, teacher: float) -> pd.DataFrame:
         mean=("test_accuracy", "mean"), std=("test_accuracy", "std"), dev=("dev_accuracy", "mean"),
         seeds=("seed", "nunique")).reset_index()
     stats["std"] = stats["std"].fillna(0.0)
-    gold = stats[stats["variant"] == GOLD].set_index(["student", "kind"])
-    rows = []
-    for r in stats[stats["variant"] != GOLD].itertuples():
-        twin = gold.loc[(r.student, r.kind)] if (r.student, r.kind) in gold.index else None
-        rows.append({"student": r.student, "kind": r.kind,
-                     "data": r.variant,
-                     "gold_mean": twin["mean"] if twin is not None else float("nan"),
-                     "gold_std": twin["std"] if twin is not None else float("nan"),
-                     "gold_dev": twin["dev"] if twin is not None else float("nan"),
-                     "distilled_mean": r.mean, "distilled_std": r.std, "distilled_dev": r.dev, "seeds": r.seeds})
-    table = pd.DataFrame(rows, columns=columns[:-2])
+    is_gold = stats["variant"] == GOLD
+    gold = stats[is_gold].drop(columns=["variant", "seeds"]).rename(
+        columns={"mean": "gold_mean", "std": "gold_std", "dev": "gold_dev"})
+    distilled = stats[~is_gold].rename(columns={"variant": "data", "mean": "distilled_mean",
+                                                "std": "distilled_std", "dev": "distilled_dev"})
+    table = distilled.merge(gold, on=["student", "kind"], how="left")[columns[:-2]]
     table["gain"] = table["distilled_mean"] - table["gold_mean"]
     table["teacher"] = teacher
     return table
