@@ -14,7 +14,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import ROOT, file_task, install_as_teacher, sentiment_rows, write_config, write_tsv
+from tinykd import data_stage
 from tinykd.artifacts import RunPaths
+from tinykd.config_loading import load_config
+from tinykd.teacher import labeling
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +46,17 @@ def _finish(command: list[str]) -> str:
     return done.stdout
 
 
+def _prepare(config: Path, paths: RunPaths, teacher: Path | None = None, label: bool = False) -> None:
+    """The stages before the one under test, in this process: a stage's CLI start-up (torch and transformers
+    imports) costs seconds, and only the killed run and its rerun need to be processes of their own."""
+    loaded = load_config(config)
+    data_stage.run(loaded, paths)
+    if teacher is not None:
+        install_as_teacher(paths, teacher)
+    if label:
+        labeling.run(loaded, paths)
+
+
 def test_teacher_resumes_after_kill(sentiment_files, tiny_teacher, tmp_path):
     config = write_config(tmp_path / "c.yaml", {
         "task": file_task(sentiment_files),
@@ -50,8 +64,8 @@ def test_teacher_resumes_after_kill(sentiment_files, tiny_teacher, tmp_path):
                     "save_steps": 5},
     })
     runs = tmp_path / "runs"
-    _finish(_command(config, runs, "data"))
     paths = RunPaths(runs / "tiny")
+    _prepare(config, paths)
     checkpoints = paths.teacher_checkpoints
 
     def checkpoint_saved() -> bool:
@@ -76,8 +90,7 @@ def test_label_resumes_after_kill(tiny_teacher, tmp_path):
     })
     runs = tmp_path / "runs"
     paths = RunPaths(runs / "tiny")
-    _finish(_command(config, runs, "data"))
-    install_as_teacher(paths, tiny_teacher)
+    _prepare(config, paths, teacher=tiny_teacher)
 
     parts = paths.label_parts("train")
     _kill_when(_command(config, runs, "label"), lambda: len(list(parts.glob("part-*.parquet"))) >= 3)
@@ -88,11 +101,8 @@ def test_label_resumes_after_kill(tiny_teacher, tmp_path):
     assert len(resumed) == 1000 and resumed["text_a"].equals(pd.read_parquet(paths.split("train"))["text_a"])
 
     # The resumed artifact equals a clean run's.
-    fresh_runs = tmp_path / "fresh"
-    _finish(_command(config, fresh_runs, "data"))
-    fresh_paths = RunPaths(fresh_runs / "tiny")
-    install_as_teacher(fresh_paths, tiny_teacher)
-    _finish(_command(config, fresh_runs, "label"))
+    fresh_paths = RunPaths(tmp_path / "fresh" / "tiny")
+    _prepare(config, fresh_paths, teacher=tiny_teacher, label=True)
     fresh = pd.read_parquet(fresh_paths.labels("train"))
     np.testing.assert_allclose(np.stack(resumed["logits"]), np.stack(fresh["logits"]), atol=1e-6)
 
@@ -106,9 +116,7 @@ def test_transformer_student_resumes_after_kill(sentiment_files, tiny_teacher, t
     config = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "students": [student]})
     runs, fresh_runs = tmp_path / "runs", tmp_path / "fresh"
     for base in (runs, fresh_runs):
-        _finish(_command(config, base, "data"))
-        install_as_teacher(RunPaths(base / "tiny"), tiny_teacher)
-        _finish(_command(config, base, "label"))
+        _prepare(config, RunPaths(base / "tiny"), teacher=tiny_teacher, label=True)
     stage_dir = RunPaths(runs / "tiny").root / "students" / "tiny" / "stages" / "0-task_prediction"
 
     def epoch_boundary_saved() -> bool:
