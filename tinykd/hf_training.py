@@ -4,11 +4,13 @@ tiny-transformer stage).
 
 A run's checkpoints live in one work directory marked with the run's fingerprint; a directory from
 another configuration is cleared, and a checkpoint killed while saving (no `trainer_state.json`, which
-the Trainer writes last) is removed, so `resume_from_checkpoint` only ever sees complete ones.
+the Trainer writes last, or one cut short mid-write) is removed, so `resume_from_checkpoint` only ever sees
+complete ones.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tinykd.artifacts import atomic_path, read_json
 
-STATE_FILE = "trainer_state.json"  # Trainer writes it last: a checkpoint without it is incomplete
+STATE_FILE = "trainer_state.json"  # Trainer writes it last, in place: a checkpoint is complete once it parses
 BEST_FILE = "tinykd_best.json"  # beside a kept best-on-dev model: its dev accuracy, epoch and step
 
 
@@ -32,11 +34,21 @@ def prepare_checkpoints(work: Path, stamp: str) -> Path | None:
     marker.write_text(stamp)
     complete = []
     for candidate in work.glob("checkpoint-*"):
-        if (candidate / STATE_FILE).is_file():
+        if _state_written(candidate / STATE_FILE):
             complete.append(candidate)
         else:
             shutil.rmtree(candidate, ignore_errors=True)  # killed while saving
     return max(complete, key=checkpoint_step, default=None)
+
+
+def _state_written(state: Path) -> bool:
+    """Whether the Trainer finished writing `state`: it opens the file and then writes the JSON, so a kill in
+    between leaves an empty or cut-off file (seen in `make test` under load: the resume then failed on it)."""
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def checkpoint_step(checkpoint: Path | None) -> int | None:

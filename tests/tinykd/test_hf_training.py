@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
 from tests.conftest import sentiment_rows
-from tinykd.hf_training import BEST_FILE, KeepBestOnDev, dev_accuracy
+from tinykd.hf_training import BEST_FILE, STATE_FILE, KeepBestOnDev, dev_accuracy, prepare_checkpoints
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -70,3 +70,16 @@ def test_length_grouped_batches_depend_on_seed_and_epoch_only():
     assert epoch_order(resumed, 2) == orders[2]
     assert orders[0] != orders[1] != orders[2]  # still a new shuffle every epoch
     assert sorted(orders[2]) == list(range(64))
+
+
+def test_a_checkpoint_killed_while_its_state_was_written_is_removed_and_the_one_before_resumes(tmp_path):
+    work = tmp_path / "checkpoints"
+    assert prepare_checkpoints(work, "stamp") is None
+    for step, state in [(5, '{"global_step": 5}'), (10, '{"global_step": 10}'), (15, ""), (20, '{"global_st')]:
+        (work / f"checkpoint-{step}").mkdir()
+        (work / f"checkpoint-{step}" / STATE_FILE).write_text(state)
+    (work / "checkpoint-25").mkdir()  # killed before the state file was opened
+    assert prepare_checkpoints(work, "stamp") == work / "checkpoint-10"
+    assert sorted(p.name for p in work.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-5"]
+    # Another configuration's checkpoints are cleared.
+    assert prepare_checkpoints(work, "other") is None and not list(work.glob("checkpoint-*"))
