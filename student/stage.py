@@ -110,8 +110,9 @@ def distill_one(config: Config, spec: SmallStudentSpec, paths: RunPaths, cache: 
     rows = pd.concat(sources, ignore_index=True)
     augmented_rows = len(rows) - repeats * len(train)
 
-    tokenizer = StudentTokenizer.build(cache.split(spec.tokens, train[columns].to_numpy().ravel().tolist()),
-                                       spec.tokens, spec.vocab_size, spec.min_freq, task.max_length)
+    texts = train[columns].to_numpy().ravel().tolist()
+    tokenizer = StudentTokenizer.build(cache.split(spec.tokens, texts, spec.segmenter), spec.tokens, spec.vocab_size,
+                                       spec.min_freq, task.max_length, spec.segmenter)
     dev = pd.read_parquet(paths.split("dev"))
     test = pd.read_parquet(paths.split("test"))
 

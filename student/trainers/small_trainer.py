@@ -30,22 +30,22 @@ from tinykd.student.models.vocabulary import StudentTokenizer, split_text
 
 
 class TokenCache:
-    """Token lists per (level, text), shared by every student of a run: jieba is the slow part."""
+    """Token lists per (level, segmenter, text), shared by every student of a run: segmentation is the slow part."""
 
     def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str], list[str | None]] = {}
+        self._tokens: dict[tuple[str, str, str], list[str | None]] = {}
 
-    def split(self, level: str, texts: list[str]) -> list[list[str | None]]:
+    def split(self, level: str, texts: list[str], segmenter: str = "jieba") -> list[list[str | None]]:
         out = []
         for text in texts:
-            key = (level, text)
+            key = (level, segmenter if level == "word" else "", text)
             if key not in self._tokens:
-                self._tokens[key] = split_text(text, level)
+                self._tokens[key] = split_text(text, level, segmenter)
             out.append(self._tokens[key])
         return out
 
     def ids(self, tokenizer: StudentTokenizer, texts: list[str]) -> list[list[int]]:
-        return [tokenizer.ids_of(tokens) for tokens in self.split(tokenizer.level, texts)]
+        return [tokenizer.ids_of(tokens) for tokens in self.split(tokenizer.level, texts, tokenizer.segmenter)]
 
 
 @dataclass

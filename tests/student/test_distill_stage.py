@@ -23,7 +23,7 @@ STUDENTS = [
     {"name": "cnn-distilled", "kind": "cnn", "tokens": "char", "epochs": 4, "min_freq": 1, "embedding_dim": 16,
      "num_filters": 8, "hidden_size": 16, "temperature": 2.0},
     {"name": "lstm-soft-only", "kind": "lstm", "epochs": 3, "min_freq": 1, "embedding_dim": 16, "hidden_size": 8,
-     "augmented_target": "soft", "losses": {"hard": 1.0, "soft": 0.5}},
+     "augmented_target": "soft", "losses": {"hard": 1.0, "soft": 0.5}, "segmenter": "rjieba"},
 ]
 
 
@@ -57,6 +57,9 @@ def test_students_learn_and_write_artifacts(sentiment_files, tiny_teacher, tmp_p
     assert gold["train_rows"] == {"gold": 240, "augmented": 0, "gold_repeats": 1}
     assert distilled["train_rows"]["gold"] == 240 and distilled["train_rows"]["augmented"] > 240
     assert "soft" in pd.read_csv(paths.root / "students" / "cnn-distilled" / "train_log.csv").columns
+    segmenters = {name: json.loads((paths.root / "students" / name / "model" / "tinykd_tokenizer.json").read_text())
+                  ["segmenter"] for name in ("bow-gold", "lstm-soft-only")}
+    assert segmenters == {"bow-gold": "jieba", "lstm-soft-only": "rjieba"}  # what serving will split with
     assert distill_stage.run(config, paths).skipped == ["bow-gold", "cnn-distilled", "lstm-soft-only"]
 
 

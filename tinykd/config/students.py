@@ -27,6 +27,10 @@ class SmallStudentSpec(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="directory name: students/<name>/")
     kind: Literal["bow", "cnn", "lstm"]
     tokens: Literal["word", "char"] = "word"
+    segmenter: Literal["jieba", "rjieba"] = Field(
+        default="jieba", description="the word segmenter of `tokens: word`, in training and serving alike: jieba "
+        "(Python) or rjieba (jieba-rs in Rust, several times faster; not identical on every text)",
+    )
     vocab_size: int = Field(default=30000, ge=10, description="vocabulary cap (most frequent tokens)")
     min_freq: int = Field(default=2, ge=1)
     embedding_dim: int = Field(default=128, ge=1)
