@@ -148,7 +148,20 @@ def tiny_teacher(tmp_path_factory) -> Path:
 
 
 def pytest_configure(config):
-    # Tiny models run fastest on one thread, and it keeps in-process tests from fighting over 2 cores.
+    # Tiny models run fastest on one thread, and it keeps in-process tests from fighting over 2 cores. The stages a
+    # test starts as processes inherit OMP_NUM_THREADS=1 (where a config sets no threads): `make test` runs two
+    # workers on 2 cores, and a 2-thread torch process beside another worker spins its OpenMP threads (a
+    # 246 s end-to-end test took 415 s that way, and the tests beside it 3x their time).
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
     torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items):
+    # Longest first: `make test` runs two xdist workers, and a test of minutes started late would run alone on one
+    # core at the end. The `longest` tests, then the other end-to-end (slow) ones, then the rest; a stable sort, so
+    # each group keeps the collection order.
+    items.sort(key=lambda item: (item.get_closest_marker("longest") is None, item.get_closest_marker("slow") is None))

@@ -21,6 +21,7 @@ SMALL_DEFAULT = (
     "task.max_length=64", "teacher.epochs=3", "teacher.batch_size=16",
     "compress.calibration_rows=64", "bench.batch_sizes=[1,8]", "bench.rows=16", "bench.warmup_s=0.1",
     "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8", "bench.footprint=false",
+    "bench.threads=[1]", "budget.threads=1",  # one core per test: `make test` runs two at once (tests/conftest.py)
 )
 # A short sweep: the pairs, the report and the verdict are real; the timings are too short to quote. The peak-RSS
 # child processes (one per model x backend, ~8 s each with the 470 MB teacher: a fifth of this test) are left out
@@ -39,6 +40,7 @@ def _run_all(config: str, runs, *overrides: str) -> str:
     return done.stdout
 
 
+@pytest.mark.longest
 def test_default_pipeline_on_a_few_hundred_rows(tmp_path):
     output = _run_all("configs/sentiment_zh.yaml", tmp_path, *SMALL_DEFAULT)
     stages = ("data", "augment", "teacher", "label", "distill", "compress", "bench", "report")
@@ -98,7 +100,7 @@ def test_pair_task_runs_end_to_end(tmp_path):
         "configs/lcqmc.yaml", tmp_path,
         "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
         "teacher.epochs=1", "teacher.freeze_embeddings=true", "teacher.prune_vocabulary=true", "label.splits=[test]",
-        "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.rows=32",
+        "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.threads=[1]", "bench.rows=32",
         "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8",
     )
     vocabulary = json.loads((tmp_path / "lcqmc" / "teacher" / "metrics.json").read_text())["vocabulary"]
