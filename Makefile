@@ -114,13 +114,14 @@ search: label
 	@pids=""; for i in $$(seq 1 $(WORKERS)); do $(TINYKD) search $(STAGE_ARGS) & pids="$$pids $$!"; done; \
 	status=0; for pid in $$pids; do wait $$pid || status=$$?; done; exit $$status
 
-# Two xdist workers: on 2 cores most tests are single-threaded Python, so two at once finish sooner. Tests are handed
-# out one by one in collection order (`--dist load`), which tests/conftest.py makes longest first; `loadfile` would
-# send files with many tests first (xdist sorts its file scopes by size), and the 6-minute end-to-end test last.
+# Two xdist workers: on 2 cores most tests are single-threaded Python, so two at once finish sooner. Each worker
+# starts on its share of the collection, which tests/conftest.py orders longest first, and an idle worker takes
+# half of the other's queue (`worksteal`): with `load` the first worker kept every slow test it was dealt behind
+# the 6-minute end-to-end one, and `loadfile` sends files with many tests first, that test last.
 TEST_WORKERS ?= 2
 
 test: setup ray
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist load
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-full: setup ray
 	$(PY) -m pytest -m "not gpu and not ipex and not tensorrt and not textattack and not postgres"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 SMALL_DEFAULT = (
     "task.max_rows.train=400", "task.max_rows.dev=100", "task.max_rows.test=200",
     "task.max_length=64", "teacher.epochs=3", "teacher.batch_size=16",
-    "compress.calibration_rows=64", "bench.batch_sizes=[1,8]", "bench.rows=16", "bench.warmup_s=0.1",
+    "compress.calibration_rows=64", "bench.batch_sizes=[8]", "bench.rows=16", "bench.warmup_s=0.1",
     "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8", "bench.footprint=false",
     "bench.threads=[1]", "budget.threads=1",  # one core per test: `make test` runs two at once (tests/conftest.py)
 )
