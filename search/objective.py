@@ -107,7 +107,7 @@ class Objective:
         if config.search is None:
             raise ValueError("Objective needs a config with a search section")
         self.config, self.paths, self.search = config, paths, config.search
-        self.tokens = TokenCache()  # jieba segmentation, shared by this worker's trials
+        self.tokens = TokenCache()  # word segmentation, shared by this worker's trials
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         values = {param.path: suggest(trial, param) for param in self.search.space}

@@ -10,7 +10,6 @@ complete ones.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -45,7 +44,7 @@ def _state_written(state: Path) -> bool:
     """Whether the Trainer finished writing `state`: it opens the file and then writes the JSON, so a kill in
     between leaves an empty or cut-off file (seen in `make test` under load: the resume then failed on it)."""
     try:
-        json.loads(state.read_text(encoding="utf-8"))
+        read_json(state)
     except (OSError, ValueError):
         return False
     return True

@@ -35,7 +35,7 @@ class TokenCache:
     def __init__(self) -> None:
         self._tokens: dict[tuple[str, str, str], list[str | None]] = {}
 
-    def split(self, level: str, texts: list[str], segmenter: str = "jieba") -> list[list[str | None]]:
+    def split(self, level: str, texts: list[str], segmenter: str) -> list[list[str | None]]:
         out = []
         for text in texts:
             key = (level, segmenter if level == "word" else "", text)
