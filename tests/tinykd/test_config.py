@@ -133,18 +133,19 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 BOW = {"name": "bow", "kind": "bow", "data": "gold", "losses": {"hard": 1.0, "soft": 0.0}}
 TINY = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
-        "relation": {"heads": 2}}  # the default schedule (two stages), not written in the YAML
+        "relation": {"heads": 2}}  # the default schedule (one stage), not written in the YAML
 
 
 def test_set_addresses_list_items_by_name_and_by_index(sentiment_files, tmp_path):
     path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
                                               "students": [BOW, TINY]})
-    config = load_config(path, ["students.bow.epochs=1", "students.1.seed=7", "students.tiny.schedule.1.epochs=2",
+    config = load_config(path, ["students.bow.epochs=1", "students.1.seed=7", "students.tiny.schedule.0.epochs=2",
                                 "students.0.kernel_sizes=[2, 3]"])
     bow, tiny = config.students
     assert (bow.epochs, bow.kernel_sizes, tiny.seed) == (1, [2, 3], 7)
-    # The schedule is absent from the YAML: the override sets the default schedule's second stage, the first kept.
-    assert [(s.stage, s.epochs) for s in tiny.schedule] == [("task_relation", 1.0), ("task_prediction", 2.0)]
+    # The schedule is absent from the YAML: the override sets the default schedule's stage, its other keys kept.
+    assert [(s.stage, s.epochs, s.learning_rate, s.temperature) for s in tiny.schedule] == [
+        ("task_prediction", 2.0, 1e-4, 4.0)]
     assert config.as_written()["students"][0]["epochs"] == 1  # configs written from this one keep the override
     # What --set did before list items still works: a key or a section the YAML leaves out, YAML-typed values.
     config = load_config(path, ["bench.duration_s=1", "bench.batch_sizes=[1, 8]", "budget.qps=5", "budget.p99_ms=9",
