@@ -15,13 +15,16 @@ WORKERS ?= 1
 TINYKD := $(PY) -m tinykd
 STAGE_ARGS = --config $(CONFIG) $(foreach s,$(SET),--set $(s))
 
-.PHONY: help setup ray textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule search test test-full clean
+.PHONY: help setup ray serve-env serve load textattack-env ipex-env distill data teacher augment label students compress bench report compare ablate ablate-schedule search test test-full clean
 
 help:
 	@echo "make distill [CONFIG=configs/x.yaml] [SET='teacher.epochs=1 ...']   run the pipeline"
 	@echo "make test        unit + small end-to-end tests (what CI runs)"
 	@echo "make test-full   also the full-size runs (hours on CPU)"
 	@echo "make ray         install the optional Ray Data extra (label.engine: ray) into .venv"
+	@echo "make serve-env   install the optional Ray Serve + MLPerf LoadGen extra (make serve, make load)"
+	@echo "make serve       the verdict's pick behind a Ray Serve HTTP application (dynamic batching) until Ctrl-C"
+	@echo "make load        MLPerf LoadGen Server runs in-process and over HTTP: highest VALID QPS per p99 bound"
 	@echo "make textattack-env   build the optional textattack environment (~2 GB)"
 	@echo "make ipex-env    build the optional Intel Extension for PyTorch environment (~7 GB)"
 	@echo "make compare     gold-only vs distilled students over seeds (table in runs/<task>/compare/)"
@@ -45,6 +48,13 @@ $(VENV)/.installed-ray: $(VENV)/.installed
 	touch $@
 
 ray: $(VENV)/.installed-ray
+
+# Optional: Ray Serve and the MLPerf LoadGen for `make serve` and `make load` (`make test` installs them too).
+$(VENV)/.installed-serve: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[ray,serve]'
+	touch $@
+
+serve-env: $(VENV)/.installed-serve
 
 # Optional: textattack ops run in their own environment (textattack needs transformers < 5).
 .venv-textattack/.installed: requirements-textattack.txt
@@ -107,6 +117,13 @@ ablate: label
 ablate-schedule: label
 	$(TINYKD) ablate-schedule $(STAGE_ARGS)
 
+# The verdict's pick (or serve.model / serve.backend) behind Ray Serve until Ctrl-C; `load` drives it with LoadGen.
+serve: serve-env
+	$(TINYKD) serve $(STAGE_ARGS)
+
+load: serve-env
+	$(TINYKD) load $(STAGE_ARGS)
+
 # WORKERS processes join one study (the storage in search.storage, default a SQLite file); the study stops at
 # search.n_trials in all, and each worker waits for the others' trials and then writes runs/<task>/search/.
 # Workers on other machines join with the same config and a PostgreSQL search.storage.
@@ -120,10 +137,10 @@ search: label
 # the 6-minute end-to-end one, and `loadfile` sends files with many tests first, that test last.
 TEST_WORKERS ?= 2
 
-test: setup ray
+test: setup ray serve-env
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-test-full: setup ray
+test-full: setup ray serve-env
 	$(PY) -m pytest -m "not gpu and not ipex and not tensorrt and not textattack and not postgres"
 
 clean:

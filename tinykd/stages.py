@@ -52,5 +52,9 @@ EXPERIMENTS = (
           "relations, + augmented rows, + general distillation (or schedule_ablation.variants)", configured=lambda config: config.schedule_ablation is not None),
     Stage("search", "tinykd.search.stage", "one worker of an Optuna study over search.space: distill -> compress -> quick "
           "bench per trial; pareto.csv, best.yaml, plots", configured=lambda config: config.search is not None),
+    Stage("serve", "tinykd.serving.stage", "serve.model x serve.backend (default: the verdict's pick) behind a Ray Serve "
+          "application with dynamic batching, until Ctrl-C"),
+    Stage("load", "tinykd.serving.load_stage", "MLPerf LoadGen Server scenario (Poisson arrivals) in-process and over "
+          "HTTP: the highest VALID QPS at each p99 bound; load verdicts", configured=lambda config: config.load is not None),
 )
 BY_NAME = {stage.name: stage for stage in STAGES + EXPERIMENTS}

@@ -13,7 +13,7 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE_FOLDERS = ("teacher", "augment", "student", "compress", "benchmarks", "search")
+STAGE_FOLDERS = ("teacher", "augment", "student", "compress", "benchmarks", "search", "serving")
 
 
 def _setuptools() -> dict:

@@ -15,6 +15,7 @@ from tinykd.config.root import Config, InvalidValues, config_with_values  # noqa
 from tinykd.config.schedule import STAGE_KINDS, ScheduleStage, StageKind, TransformerLosses, default_schedule  # noqa: F401
 from tinykd.config.search import SPEED_OBJECTIVES, STORAGE_SCHEMES, SearchBenchConfig, SearchConfig, SearchParam  # noqa: F401
 from tinykd.config.section import Section  # noqa: F401
+from tinykd.config.serving import SERVE_INSTALL_HINT, LoadConfig, LoadTarget, ServeConfig  # noqa: F401
 from tinykd.config.students import LossWeights, RelationConfig, SmallStudentSpec, StudentSpec, TransformerStudentSpec  # noqa: F401
 from tinykd.config.task import SPLITS, Columns, FileSource, SnownlpSource, SplitRows, TaskConfig  # noqa: F401
 from tinykd.config.teacher import DEFAULT_TEACHER, TeacherConfig, TeacherMember  # noqa: F401

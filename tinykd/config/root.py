@@ -15,6 +15,7 @@ from tinykd.config.experiments import AblationConfig, CompareConfig, ScheduleAbl
 from tinykd.config.label import LabelConfig
 from tinykd.config.search import SearchConfig
 from tinykd.config.section import Section
+from tinykd.config.serving import LoadConfig, ServeConfig
 from tinykd.config.students import SmallStudentSpec, StudentSpec, TransformerStudentSpec
 from tinykd.config.task import SPLITS, TaskConfig
 from tinykd.config.teacher import TeacherConfig
@@ -37,6 +38,8 @@ class Config(Section):
     bench: BenchConfig = BenchConfig()
     budget: BudgetConfig | None = Field(default=None, description="omit for figures without a verdict")
     search: SearchConfig | None = Field(default=None, description="omit unless you run the `search` experiment")
+    serve: ServeConfig = ServeConfig()
+    load: LoadConfig | None = Field(default=None, description="omit unless you run the `load` experiment")
     _written: dict | None = PrivateAttr(default=None)  # the YAML as written (+ --set), set by load_config
     _source: str | None = PrivateAttr(default=None)  # the YAML file, set by load_config
     _lines: dict = PrivateAttr(default_factory=dict)  # key path (list items by index) -> line, or "--set"
@@ -136,7 +139,10 @@ class Config(Section):
     @model_validator(mode="after")
     def _compressed_models_known(self) -> Config:
         known = ["teacher", *(s.name for s in self.students)]
-        for key, names in (("compress.models", self.compress.models), ("bench.models", self.bench.models)):
+        served = [self.serve.model] if self.serve.model else []
+        loaded = [t.model for t in self.load.targets or []] if self.load else []
+        for key, names in (("compress.models", self.compress.models), ("bench.models", self.bench.models),
+                           ("serve.model", served), ("load.targets", loaded)):
             unknown = [n for n in names or [] if n not in known]
             if unknown:
                 raise ValueError(f"{key}: {unknown} are neither 'teacher' nor a student name (known: {known})")

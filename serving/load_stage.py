@@ -1,0 +1,282 @@
+"""Stage `load`: the MLPerf LoadGen Server scenario against each target, in-process and over HTTP, and the highest
+offered QPS whose run is VALID at each p99 bound.
+
+For each target (model × backend) and system (see `load_systems`), the system is started once (the HTTP one
+deploys the `serve` application on a local Ray, or on `serve.ray_address`), warmed up, then loaded at one offered
+QPS after another, each run at least `load.min_duration_s` long. With `load.offered_qps` unset the loads are a
+search per bound: from `load.start_qps` (or the tighter bound's answer) doubling until a run is INVALID (halving
+until one is VALID when the first is not), then `load.search_steps` bisections between the highest VALID and the
+lowest INVALID load. Every finished run is added to `load/points.parquet` at once, so a killed stage resumes from
+the runs it finished (with the same settings, models and machine).
+
+Writes `load/results.parquet` (one row per run, with the environment), `load/summary.csv` (highest VALID QPS per
+target, system and bound) and, with a budget, `load/verdicts.csv`: the sustainable QPS at the budget's p99 per
+replica, the replicas and cores the budget's QPS needs, and whether they fit on `budget.machines` machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from tinykd.artifacts import (
+    RunPaths,
+    atomic_path,
+    fingerprint,
+    recorded_fingerprint,
+    require,
+    write_json,
+    write_parquet,
+)
+from tinykd.config import Config, LoadConfig, LoadTarget
+from tinykd.environment import environment
+from tinykd.errors import ConfigError, DataError
+from tinykd.serving.deployment import running_app
+from tinykd.serving.load_systems import HttpSystem, InProcessSystem
+from tinykd.serving.loadgen_run import Item, LoadOutcome, LoadPoint, LoadSystem, run_point
+from tinykd.serving.predictor import Predictor
+from tinykd.serving.stage import require_serving_packages
+from tinykd.serving.target import default_target, served_model
+from tinykd.task_rows import text_columns
+
+WARMUP_QUERIES = 64
+MAX_EXPANSIONS = 12  # doublings (or halvings) before a search gives up finding the other side
+
+
+def load_dir(paths: RunPaths) -> Path:
+    return paths.root / "load"
+
+
+def query_items(config: Config, paths: RunPaths) -> list[Item]:
+    """The query sample library: the first `load.rows` test rows."""
+    path = require(paths.split("test"), "data")
+    test = pd.read_parquet(path).head(config.load.rows)
+    columns = text_columns(config.task)
+    missing = [c for c in columns if c not in test.columns]
+    if missing or test.empty:
+        raise DataError(f"{path}: {'missing column(s) ' + str(missing) if missing else 'no rows'}; re-run the 'data' stage")
+    texts_b = test["text_b"] if "text_b" in columns else [None] * len(test)
+    return list(zip(test["text_a"], texts_b))
+
+
+@contextmanager
+def open_system(kind: str, config: Config, paths: RunPaths, target: LoadTarget) -> Iterator[LoadSystem]:
+    served, spec = served_model(config, paths, target.model, target.backend), config.serve
+    if kind == "inprocess":
+        predictor = Predictor(served.run_dir, served.model, served.backend, served.pair, served.seq_len, spec.threads)
+        system = InProcessSystem(predictor, spec.max_batch_size, spec.batch_wait_timeout_s)
+        try:
+            yield system
+        finally:
+            system.close()
+        return
+    with running_app(served, spec) as app:
+        system = HttpSystem(app.url, served.pair)
+        try:
+            yield system
+        finally:
+            system.close()
+
+
+def warm_up(system: LoadSystem, items: list[Item], queries: int = WARMUP_QUERIES) -> None:
+    """`queries` untimed queries, all issued at once, and wait for them (first calls pay for allocations)."""
+    left, done = [queries], threading.Event()
+    lock = threading.Lock()
+
+    def complete(query_ids: list[int], ok: bool) -> None:
+        with lock:
+            left[0] -= len(query_ids)
+            if left[0] <= 0:
+                done.set()
+
+    system.set_completion(complete)
+    for i in range(queries):
+        system.issue(i, items[i % len(items)])
+    if not done.wait(timeout=300):
+        raise RuntimeError(f"{system.name}: the warm-up queries were not all answered within 300 s")
+
+
+def search(run: Callable[[float], LoadOutcome], start: float, steps: int) -> list[LoadOutcome]:
+    """Runs at offered loads from `start`: doubling to the first INVALID run (or halving to the first VALID one), then
+    `steps` bisections between the highest VALID and the lowest INVALID load."""
+    outcomes, qps = [], start
+    valid_at, invalid_at = None, None
+    for _ in range(MAX_EXPANSIONS):
+        outcome = run(qps)
+        outcomes.append(outcome)
+        if outcome.valid:
+            valid_at = qps
+            if invalid_at is not None:
+                break
+            qps *= 2
+        else:
+            invalid_at = qps
+            if valid_at is not None:
+                break
+            qps /= 2
+    if valid_at is None or invalid_at is None:
+        return outcomes
+    for _ in range(steps):
+        middle = (valid_at + invalid_at) / 2
+        outcome = run(middle)
+        outcomes.append(outcome)
+        if outcome.valid:
+            valid_at = middle
+        else:
+            invalid_at = middle
+    return outcomes
+
+
+def highest_valid(outcomes: list[LoadOutcome]) -> float:
+    return max((o.offered_qps for o in outcomes if o.valid), default=math.nan)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    summary_frame: pd.DataFrame
+    runs: int
+
+    def summary(self) -> str:
+        best = "; ".join(f"{r.model}/{r.backend} {r.system} p99<={r.p99_bound_ms:g} ms: {r.highest_valid_qps:.0f} qps"
+                         for r in self.summary_frame.itertuples())
+        return f"load: {self.runs} LoadGen runs; highest VALID {best}"
+
+
+def _bounds(config: Config) -> list[float]:
+    if config.load.p99_ms:
+        return sorted(config.load.p99_ms)
+    if config.budget is None:
+        raise ConfigError(f"{config.where('load') or 'load'}: set load.p99_ms or a budget section (its p99_ms is the "
+                          "default bound)")
+    return [config.budget.p99_ms]
+
+
+class Points:
+    """`load/points.parquet`: every finished run, rewritten (atomically) after each one."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = pd.read_parquet(path).to_dict("records") if path.is_file() else []
+
+    def find(self, key: dict, bound: float, qps: float) -> LoadOutcome | None:
+        for r in self.records:
+            if all(r.get(k) == v for k, v in key.items()) and r["p99_bound_ms"] == bound and r["offered_qps"] == qps:
+                return outcome_of(r)
+        return None
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        write_parquet(self.path, pd.DataFrame(self.records))
+
+
+def outcome_of(record: dict) -> LoadOutcome:
+    return LoadOutcome(**{name: record[name] for name in LoadOutcome.__dataclass_fields__})
+
+
+class TargetRuns:
+    """The runs of one target x system: a run finished earlier with the same settings (its `stamp`) is reused; the
+    system is opened (and warmed up) only when the first new run needs it, and closed by `stack`."""
+
+    def __init__(self, stack: contextlib.ExitStack, key: dict, points: Points, opener: Callable[[], LoadSystem],
+                 items: list[Item], spec: LoadConfig, progress: tqdm):
+        self.stack, self.key, self.points, self.opener = stack, key, points, opener
+        self.items, self.spec, self.progress = items, spec, progress
+        self.system: LoadSystem | None = None
+
+    def at(self, bound: float) -> Callable[[float], LoadOutcome]:
+        def run_one(qps: float) -> LoadOutcome:
+            earlier = self.points.find(self.key, bound, qps)
+            if earlier is not None:
+                return earlier
+            if self.system is None:
+                self.system = self.stack.enter_context(self.opener())
+                warm_up(self.system, self.items)
+            self.progress.set_postfix_str(f"p99<={bound:g} ms @ {qps:.1f} qps")
+            spec = self.spec
+            outcome = run_point(self.system, self.items, LoadPoint(qps, bound, spec.min_duration_s,
+                                                                   spec.min_query_count, spec.max_duration_s, spec.seed))
+            self.points.add(self.key | outcome.record() | {"batch_sizes": str(self.system.batch_sizes())})
+            self.progress.update(1)
+            return outcome
+        return run_one
+
+
+def run(config: Config, paths: RunPaths) -> LoadResult:
+    if config.load is None:
+        raise ConfigError("load: the config has no load section (targets, systems, bounds: docs/config.md)")
+    require_serving_packages(config.where("load"))
+    spec = config.load
+    targets = spec.targets or [LoadTarget(model=m, backend=b) for m, b in [default_target(config, paths)]]
+    for target in targets:
+        served_model(config, paths, target.model, target.backend)  # every target built, before the first run
+    bounds, items = _bounds(config), query_items(config, paths)
+    env = environment(config.serve.threads)
+    points = Points(load_dir(paths) / "points.parquet")
+    rows: list[dict] = []
+    for target in targets:
+        built = recorded_fingerprint(paths.compressed(target.model, target.backend) / "metrics.json")
+        for kind in spec.systems:
+            stamp = fingerprint(spec, config.serve, built, kind, {k: env[k] for k in ("cpu", "cores", "versions")})
+            key = {"model": target.model, "backend": target.backend, "system": kind, "stamp": stamp}
+            with contextlib.ExitStack() as stack, tqdm(desc=f"load {target.model}/{target.backend} {kind}",
+                                                       unit="run") as progress:
+                runs = TargetRuns(stack, key, points, lambda: open_system(kind, config, paths, target), items, spec,
+                                  progress)
+                start = spec.start_qps
+                for bound in bounds:  # ascending: a tighter bound's answer starts the next search
+                    outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
+                                else search(runs.at(bound), start, spec.search_steps))
+                    best = highest_valid(outcomes)
+                    start = start if math.isnan(best) else best
+                    rows += [key | o.record() for o in outcomes]
+    return _write(config, paths, rows, env)
+
+
+def _write(config: Config, paths: RunPaths, rows: list[dict], env: dict) -> LoadResult:
+    out = load_dir(paths)
+    frame = pd.DataFrame(rows).drop(columns=["stamp"])
+    spec = config.serve
+    frame = frame.assign(replicas=spec.replicas, threads=spec.threads, max_batch_size=spec.max_batch_size,
+                         batch_wait_timeout_s=spec.batch_wait_timeout_s, cpu=env["cpu"], cores=env["cores"],
+                         versions=str(env["versions"]))
+    write_parquet(out / "results.parquet", frame)
+    keys = ["model", "backend", "system", "p99_bound_ms"]
+    summary = pd.DataFrame([dict(zip(keys, group)) | {"highest_valid_qps": highest_valid([outcome_of(r) for r in runs]),
+                                                       "runs": len(runs)}
+                            for group, runs in ((g, f.to_dict("records")) for g, f in frame.groupby(keys, sort=False))])
+    with atomic_path(out / "summary.csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    if config.budget is not None:
+        verdicts = load_verdicts(summary, config)
+        with atomic_path(out / "verdicts.csv") as tmp:
+            verdicts.to_csv(tmp, index=False)
+    write_json(out / "environment.json", env)
+    return LoadResult(summary, len(frame))
+
+
+def load_verdicts(summary: pd.DataFrame, config: Config) -> pd.DataFrame:
+    """Per target and system at the budget's p99: QPS per replica, the replicas and cores `budget.qps` needs, and
+    whether they fit on `budget.machines` machines like this one (cores // serve.threads replicas each)."""
+    budget, spec = config.budget, config.serve
+    at_bound = summary[summary["p99_bound_ms"] == budget.p99_ms]
+    rows = []
+    for r in at_bound.itertuples():
+        per_replica = r.highest_valid_qps / spec.replicas  # NaN when no run was VALID at the bound
+        replicas = math.ceil(budget.qps / per_replica) if per_replica > 0 else math.inf
+        per_machine = max(1, (os.cpu_count() or 1) // spec.threads)
+        machines = math.ceil(replicas / per_machine) if math.isfinite(replicas) else math.inf
+        rows.append({"model": r.model, "backend": r.backend, "system": r.system, "p99_bound_ms": budget.p99_ms,
+                     "sustainable_qps": r.highest_valid_qps, "qps_per_replica": per_replica,
+                     "replicas_needed": replicas, "cores_needed": replicas * spec.threads, "machines_needed": machines,
+                     "target_qps": budget.qps,
+                     "meets": bool(math.isfinite(machines) and (budget.machines is None or machines <= budget.machines))})
+    return pd.DataFrame(rows)

@@ -1,0 +1,48 @@
+"""One model × backend as a function from raw texts to labels and probabilities: what a replica and the in-process
+load system both call, so the two serve exactly the same computation.
+
+The model is the compress stage's built artifact (`compressed/<model>/<backend>/`), loaded through the backend
+table like the bench loads it; tokenization is the model's own (`ModelSource.encode`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinykd.artifacts import RunPaths
+from tinykd.compress.backend import Runner, load_runner
+from tinykd.compress.model_source import ModelSource
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probabilities: dict[str, float]
+
+    def record(self) -> dict:
+        return {"label": self.label, "probabilities": self.probabilities}
+
+
+class Predictor:
+    """Texts in, one `Prediction` per text out; `threads` intra-op threads (torch and ONNX Runtime)."""
+
+    def __init__(self, run_dir: Path, model: str, backend: str, pair: bool, seq_len: int, threads: int):
+        paths = RunPaths(Path(run_dir))
+        torch.set_num_threads(threads)
+        self.model, self.backend, self.pair, self.seq_len = model, backend, pair, seq_len
+        self.source = ModelSource.of(model, paths, pair)
+        self.runner: Runner = load_runner(backend, self.source, paths.compressed(model, backend), threads)
+        self.labels = self.source.label_names
+
+    def __call__(self, items: list[tuple[str, str | None]]) -> list[Prediction]:
+        texts_a = [a for a, _ in items]
+        texts_b = [b for _, b in items] if self.pair else None
+        logits = np.asarray(self.runner(self.source.encode(texts_a, texts_b, self.seq_len)), dtype=np.float64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # (B, K)
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return [Prediction(self.labels[int(row.argmax())], {name: round(float(p), 6) for name, p in zip(self.labels, row)})
+                for row in probabilities]
