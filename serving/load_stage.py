@@ -231,7 +231,7 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                                                        unit="run") as progress:
                 runs = TargetRuns(stack, key, points, lambda: open_system(kind, config, paths, target), items, spec,
                                   progress)
-                start = spec.start_qps
+                start = target.start_qps or spec.start_qps
                 for bound in bounds:  # ascending: a tighter bound's answer starts the next search
                     outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
                                 else search(runs.at(bound), start, spec.search_steps))

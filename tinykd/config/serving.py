@@ -53,6 +53,8 @@ class ServeConfig(Section):
 class LoadTarget(Section):
     model: str
     backend: Backend
+    start_qps: float | None = Field(default=None, gt=0, description="where this target's search starts; default "
+                                    "load.start_qps")
 
 
 class LoadConfig(Section):
