@@ -25,6 +25,7 @@ import pandas as pd
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require
 from tinykd.benchmarks import report_plots
 from tinykd.benchmarks.pareto import pareto_front
+from tinykd.benchmarks.report_load import LoadSection, load_section
 from tinykd.benchmarks.report_search import SearchSection, search_section
 from tinykd.benchmarks.stage import with_speedups
 from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
@@ -243,7 +244,8 @@ PER_CLASS_TEXT = ("Test split, each model in torch fp32 (its first benchmarked b
 
 def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                        document: dict, rows: pd.DataFrame, front: pd.DataFrame,
-                       search: SearchSection | None = None, per_class: pd.DataFrame | None = None) -> str:
+                       search: SearchSection | None = None, per_class: pd.DataFrame | None = None,
+                       load: LoadSection | None = None) -> str:
     budget = config.budget
     lines = [f"# tinykd report: {config.task.name}", ""]
     ship = (document.get("ship") or {}).get("line")
@@ -267,6 +269,8 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
               "threads, CUDA fp16. For int8 backends it is an effective rate and may pass 100 %; a forward in the "
               "peak's own precision cannot, so a share over 100 % there is a measurement error.", "",
               peak.to_markdown(index=False, disable_numparse=True), ""]
+    if load is not None:
+        lines += load.markdown()
     if search is not None:
         lines += search.markdown()
     skipped = document.get("skipped") or []
@@ -279,7 +283,8 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
 
 def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                    document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path,
-                   search: SearchSection | None = None, per_class: pd.DataFrame | None = None) -> str:
+                   search: SearchSection | None = None, per_class: pd.DataFrame | None = None,
+                   load: LoadSection | None = None) -> str:
     esc = html.escape
     budget = config.budget
     ship = (document.get("ship") or {}).get("line")
@@ -308,6 +313,7 @@ def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, sho
                else "")
             + f"{images}"
             f"<h2>{PEAK_TITLE}</h2>{peak.to_html(index=False, escape=True, border=0)}"
+            + (load.html() if load is not None else "")
             + (search.html() if search is not None else "")
             + (f"<h2>Not measured</h2><ul>{skipped}</ul>" if skipped else "")
             + f"<h2>Environment</h2><ul>{environment}</ul></body></html>\n")
@@ -331,12 +337,13 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     report_plots.speedup_by_backend(table, out / "speedup_by_backend.png")
     peak = _peak_table(rows)
     search = search_section(paths, config.search.study_name if config.search else None)  # None before `make search`
+    load = load_section(paths, out)  # None before `make load`
     title = f"tinykd report: {config.task.name}"
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search, per_class),
+        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search, per_class, load),
                        encoding="utf-8")
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search, per_class),
-                       encoding="utf-8")
+        tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search, per_class,
+                                      load), encoding="utf-8")
     decision = (document.get("ship") or {}).get("line") or "no budget section: no verdict"
     return ReportResult(out / "report.md", decision)

@@ -1,5 +1,6 @@
-"""The report's three plots (matplotlib, Agg backend, PNG): accuracy vs QPS with the Pareto front, latency by
-batch size, speed-up over the teacher by backend. Each takes the bench rows it draws and a path to write."""
+"""The report's plots (matplotlib, Agg backend, PNG): accuracy vs QPS with the Pareto front, latency by batch size,
+speed-up over the teacher by backend; and, after `make load`, p50/p99 against offered load. Each takes the rows it
+draws and a path to write."""
 
 from __future__ import annotations
 
@@ -86,4 +87,22 @@ def speedup_by_backend(cell_rows: pd.DataFrame, path: Path) -> None:
     axis.grid(True, axis="y", which="both", alpha=0.3)
     axis.legend(fontsize=7, ncol=2)
     axis.set_title("Speed-up by backend")
+    _save(figure, path)
+
+
+def latency_vs_offered_load(runs: pd.DataFrame, path: Path) -> None:
+    """p50 (dotted) and p99 (solid) of every LoadGen run against its offered QPS, one colour per model × backend ×
+    system; the p99 bounds as horizontal lines."""
+    figure, axis = plt.subplots(figsize=(8, 5.5))
+    for (model, backend, system), group in runs.groupby(["model", "backend", "system"], sort=False):
+        group = group.sort_values("offered_qps").drop_duplicates("offered_qps")
+        line, = axis.plot(group["offered_qps"], group["p99_ms"], marker="o", ms=3, label=f"{model}/{backend} {system} p99")
+        axis.plot(group["offered_qps"], group["p50_ms"], ls=":", color=line.get_color())
+    for bound in sorted(runs["p99_bound_ms"].unique()):
+        axis.axhline(bound, color="tab:red", lw=0.8, ls="--")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("offered load (queries/s, Poisson)")
+    axis.set_ylabel("latency from scheduled send (ms); p50 dotted")
+    axis.legend(fontsize=7)
     _save(figure, path)

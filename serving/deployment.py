@@ -26,21 +26,10 @@ from pathlib import Path
 from typing import Iterator
 
 from tinykd.config import ServeConfig
-from tinykd.serving.predictor import Predictor
+from tinykd.serving.predictor import ServedModel, load_predictor
 from tinykd.serving.request_body import BadRequest, Limits, parse_request
 
 APP_NAME = "tinykd"
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    """What a replica loads: a built model × backend of one run."""
-
-    run_dir: Path
-    model: str
-    backend: str
-    pair: bool
-    seq_len: int
 
 
 def build_app(served: ServedModel, spec: ServeConfig):
@@ -51,8 +40,7 @@ def build_app(served: ServedModel, spec: ServeConfig):
 
     class TextClassifier:
         def __init__(self, served: ServedModel, spec: ServeConfig):
-            self.predictor = Predictor(served.run_dir, served.model, served.backend, served.pair, served.seq_len,
-                                       spec.threads)
+            self.predictor = load_predictor(served, spec.threads)
             self.limits = Limits(spec.max_texts, spec.max_chars)
             self.classify.set_max_batch_size(spec.max_batch_size)
             self.classify.set_batch_wait_timeout_s(spec.batch_wait_timeout_s)

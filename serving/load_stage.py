@@ -43,17 +43,13 @@ from tinykd.errors import ConfigError, DataError
 from tinykd.serving.deployment import running_app
 from tinykd.serving.load_systems import HttpSystem, InProcessSystem
 from tinykd.serving.loadgen_run import Item, LoadOutcome, LoadPoint, LoadSystem, run_point
-from tinykd.serving.predictor import Predictor
+from tinykd.serving.predictor import NO_MODEL, load_predictor
 from tinykd.serving.stage import require_serving_packages
 from tinykd.serving.target import default_target, served_model
 from tinykd.task_rows import text_columns
 
 WARMUP_QUERIES = 64
 MAX_EXPANSIONS = 12  # doublings (or halvings) before a search gives up finding the other side
-
-
-def load_dir(paths: RunPaths) -> Path:
-    return paths.root / "load"
 
 
 def query_items(config: Config, paths: RunPaths) -> list[Item]:
@@ -68,12 +64,30 @@ def query_items(config: Config, paths: RunPaths) -> list[Item]:
     return list(zip(test["text_a"], texts_b))
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What one series of runs loads: a target's model × backend, or no model (`load.ceiling`)."""
+
+    model: str
+    backend: str
+    start_qps: float
+
+
+def subjects(config: Config, paths: RunPaths) -> list[Subject]:
+    """`load.targets` (default: serve's model × backend), each checked to be built before any run; then no-model."""
+    spec = config.load
+    targets = spec.targets or [LoadTarget(model=m, backend=b) for m, b in [default_target(config, paths)]]
+    for target in targets:
+        served_model(config, paths, target.model, target.backend)
+    found = [Subject(t.model, t.backend, t.start_qps or spec.start_qps) for t in targets]
+    return found + ([Subject(NO_MODEL, "none", spec.start_qps)] if spec.ceiling else [])
+
+
 @contextmanager
-def open_system(kind: str, config: Config, paths: RunPaths, target: LoadTarget) -> Iterator[LoadSystem]:
-    served, spec = served_model(config, paths, target.model, target.backend), config.serve
+def open_system(kind: str, config: Config, paths: RunPaths, subject: Subject) -> Iterator[LoadSystem]:
+    served, spec = served_model(config, paths, subject.model, subject.backend), config.serve
     if kind == "inprocess":
-        predictor = Predictor(served.run_dir, served.model, served.backend, served.pair, served.seq_len, spec.threads)
-        system = InProcessSystem(predictor, spec.max_batch_size, spec.batch_wait_timeout_s)
+        system = InProcessSystem(load_predictor(served, spec.threads), spec.max_batch_size, spec.batch_wait_timeout_s)
         try:
             yield system
         finally:
@@ -215,12 +229,10 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
         raise ConfigError("load: the config has no load section (targets, systems, bounds: docs/config.md)")
     require_serving_packages(config.where("load"))
     spec = config.load
-    targets = spec.targets or [LoadTarget(model=m, backend=b) for m, b in [default_target(config, paths)]]
-    for target in targets:
-        served_model(config, paths, target.model, target.backend)  # every target built, before the first run
+    targets = subjects(config, paths)
     bounds, items = _bounds(config), query_items(config, paths)
     env = environment(config.serve.threads)
-    points = Points(load_dir(paths) / "points.parquet")
+    points = Points(paths.load_dir / "points.parquet")
     rows: list[dict] = []
     for target in targets:
         built = recorded_fingerprint(paths.compressed(target.model, target.backend) / "metrics.json")
@@ -231,7 +243,7 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                                                        unit="run") as progress:
                 runs = TargetRuns(stack, key, points, lambda: open_system(kind, config, paths, target), items, spec,
                                   progress)
-                start = target.start_qps or spec.start_qps
+                start = target.start_qps
                 for bound in bounds:  # ascending: a tighter bound's answer starts the next search
                     outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
                                 else search(runs.at(bound), start, spec.search_steps))
@@ -242,7 +254,7 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
 
 
 def _write(config: Config, paths: RunPaths, rows: list[dict], env: dict) -> LoadResult:
-    out = load_dir(paths)
+    out = paths.load_dir
     frame = pd.DataFrame(rows).drop(columns=["stamp"])
     spec = config.serve
     frame = frame.assign(replicas=spec.replicas, threads=spec.threads, max_batch_size=spec.max_batch_size,
@@ -260,6 +272,10 @@ def _write(config: Config, paths: RunPaths, rows: list[dict], env: dict) -> Load
         with atomic_path(out / "verdicts.csv") as tmp:
             verdicts.to_csv(tmp, index=False)
     write_json(out / "environment.json", env)
+    if (paths.bench_dir / "results.parquet").is_file():  # the report gains its "Under load" section
+        from tinykd.benchmarks import report
+
+        report.run(config, paths)
     return LoadResult(summary, len(frame))
 
 
@@ -267,7 +283,7 @@ def load_verdicts(summary: pd.DataFrame, config: Config) -> pd.DataFrame:
     """Per target and system at the budget's p99: QPS per replica, the replicas and cores `budget.qps` needs, and
     whether they fit on `budget.machines` machines like this one (cores // serve.threads replicas each)."""
     budget, spec = config.budget, config.serve
-    at_bound = summary[summary["p99_bound_ms"] == budget.p99_ms]
+    at_bound = summary[(summary["p99_bound_ms"] == budget.p99_ms) & (summary["model"] != NO_MODEL)]
     rows = []
     for r in at_bound.itertuples():
         per_replica = r.highest_valid_qps / spec.replicas  # NaN when no run was VALID at the bound

@@ -11,7 +11,7 @@ from typing import Callable
 
 from tinykd.serving.batching import DynamicBatcher
 from tinykd.serving.loadgen_run import Item
-from tinykd.serving.predictor import Predictor
+from tinykd.serving.predictor import NoModel, Predictor
 
 Completion = Callable[[list[int], bool], None]
 
@@ -21,7 +21,7 @@ class InProcessSystem:
 
     name = "inprocess"
 
-    def __init__(self, predictor: Predictor, max_batch_size: int, wait_s: float):
+    def __init__(self, predictor: Predictor | NoModel, max_batch_size: int, wait_s: float):
         self._complete: Completion = lambda ids, ok: None
         self._batcher = DynamicBatcher(predictor, self._done, max_batch_size, wait_s)
 

@@ -2,7 +2,8 @@
 load system both call, so the two serve exactly the same computation.
 
 The model is the compress stage's built artifact (`compressed/<model>/<backend>/`), loaded through the backend
-table like the bench loads it; tokenization is the model's own (`ModelSource.encode`).
+table like the bench loads it; tokenization is the model's own (`ModelSource.encode`). `NoModel` answers without
+tokenizing or running anything: `load.ceiling` serves it to measure what the serving path itself sustains.
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ from tinykd.artifacts import RunPaths
 from tinykd.compress.backend import Runner, load_runner
 from tinykd.compress.model_source import ModelSource
 
+NO_MODEL = "no-model"  # the model name (and "none" the backend) of the ceiling runs in load results
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What a replica (or the in-process system) loads: a built model × backend of one run, or no model."""
+
+    run_dir: Path
+    model: str
+    backend: str
+    pair: bool
+    seq_len: int
+    no_model: bool = False
+    labels: tuple[str, ...] = ()  # NoModel's answer labels (a real model has its own)
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -30,12 +46,13 @@ class Prediction:
 class Predictor:
     """Texts in, one `Prediction` per text out; `threads` intra-op threads (torch and ONNX Runtime)."""
 
-    def __init__(self, run_dir: Path, model: str, backend: str, pair: bool, seq_len: int, threads: int):
-        paths = RunPaths(Path(run_dir))
+    def __init__(self, served: ServedModel, threads: int):
+        paths = RunPaths(Path(served.run_dir))
         torch.set_num_threads(threads)
-        self.model, self.backend, self.pair, self.seq_len = model, backend, pair, seq_len
-        self.source = ModelSource.of(model, paths, pair)
-        self.runner: Runner = load_runner(backend, self.source, paths.compressed(model, backend), threads)
+        self.model, self.backend, self.pair, self.seq_len = served.model, served.backend, served.pair, served.seq_len
+        self.source = ModelSource.of(served.model, paths, served.pair)
+        self.runner: Runner = load_runner(served.backend, self.source, paths.compressed(served.model, served.backend),
+                                          threads)
         self.labels = self.source.label_names
 
     def __call__(self, items: list[tuple[str, str | None]]) -> list[Prediction]:
@@ -46,3 +63,18 @@ class Predictor:
         probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         return [Prediction(self.labels[int(row.argmax())], {name: round(float(p), 6) for name, p in zip(self.labels, row)})
                 for row in probabilities]
+
+
+class NoModel:
+    """The first label at uniform probabilities for every text, at once: the serving path's own cost, nothing else."""
+
+    def __init__(self, served: ServedModel):
+        self.model, self.backend, self.pair, self.labels = served.model, served.backend, served.pair, list(served.labels)
+        self._answer = Prediction(self.labels[0], {name: round(1 / len(self.labels), 6) for name in self.labels})
+
+    def __call__(self, items: list[tuple[str, str | None]]) -> list[Prediction]:
+        return [self._answer] * len(items)
+
+
+def load_predictor(served: ServedModel, threads: int) -> Predictor | NoModel:
+    return NoModel(served) if served.no_model else Predictor(served, threads)

@@ -8,10 +8,13 @@ from tinykd.artifacts import RunPaths, read_json, require
 from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.config import Config
 from tinykd.errors import ArtifactError, ConfigError
-from tinykd.serving.deployment import ServedModel
+from tinykd.serving.predictor import NO_MODEL, ServedModel
 
 
 def served_model(config: Config, paths: RunPaths, model: str, backend: str) -> ServedModel:
+    if model == NO_MODEL:
+        return ServedModel(paths.root.resolve(), NO_MODEL, "none", config.task.kind == "pair", 0, no_model=True,
+                           labels=tuple(config.task.label_names or config.task.labels))
     directory = paths.compressed(model, backend)
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: missing; run the 'compress' stage first (python -m tinykd compress --config "

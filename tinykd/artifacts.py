@@ -126,6 +126,11 @@ class RunPaths:
     def report_dir(self) -> Path:
         return self.root / "report"
 
+    # load experiment
+    @property
+    def load_dir(self) -> Path:
+        return self.root / "load"
+
     # search experiment
     def search_dir(self, study: str | None = None) -> Path:
         """One study's outputs and trials: `search/` for the default study (named after the task), `search/<study>/`

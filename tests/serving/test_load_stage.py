@@ -3,10 +3,12 @@ budget, a resumed stage that reuses its finished runs, and clear errors before a
 
 from __future__ import annotations
 
+import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
 from tests.serving.tiny_run import served_run
+from tinykd.benchmarks.report_load import load_section
 from tinykd.errors import ArtifactError, ConfigError
 from tinykd.serving import load_stage
 
@@ -19,25 +21,37 @@ BUDGET = {"qps": 1000, "p99_ms": 1000.0, "batch": 1, "threads": 1}
 
 
 def test_load_writes_runs_summary_and_verdicts_and_resumes(tmp_path, tiny_teacher, sentiment_files, monkeypatch):
-    config, paths = served_run(tmp_path, tiny_teacher, sentiment_files, load=LOAD, serve=SERVE, budget=BUDGET,
-                               bench={"batch_sizes": [1], "threads": [1]})
+    config, paths = served_run(tmp_path, tiny_teacher, sentiment_files, load=LOAD | {"ceiling": True}, serve=SERVE,
+                               budget=BUDGET, bench={"batch_sizes": [1], "threads": [1]})
     result = load_stage.run(config, paths)
-    runs = pd.read_parquet(paths.root / "load" / "results.parquet")
-    assert len(runs) == 2 and result.runs == 2  # one offered load at each of two bounds
+    everything = pd.read_parquet(paths.root / "load" / "results.parquet")
+    assert result.runs == 4  # one offered load at each of two bounds, for the teacher and for no model (the ceiling)
+    ceiling = everything[everything["model"] == "no-model"]
+    assert list(ceiling["backend"]) == ["none", "none"] and ceiling["valid"].tolist() == [False, True]  # bounds run tightest first
+    runs = everything[everything["model"] == "teacher"]
+    assert len(runs) == 2
     assert set(runs["p99_bound_ms"]) == {1000.0, 0.001}
     loose, tight = (runs[runs["p99_bound_ms"] == b].iloc[0] for b in (1000.0, 0.001))
     assert loose["valid"] and not tight["valid"] and tight["p99_ms"] > 0.001  # the flip: nothing answers in 1 us
     assert loose["queries"] >= 600 and loose["threads"] == 1 and loose["cores"] >= 1 and loose["cpu"]
-    summary = pd.read_csv(paths.root / "load" / "summary.csv")
+    summary = pd.read_csv(paths.root / "load" / "summary.csv").query("model == 'teacher'")
     assert summary.set_index("p99_bound_ms")["highest_valid_qps"].to_dict()[1000.0] == 300
     assert pd.isna(summary.set_index("p99_bound_ms")["highest_valid_qps"].to_dict()[0.001])
-    verdict = pd.read_csv(paths.root / "load" / "verdicts.csv").iloc[0]
+    verdicts = pd.read_csv(paths.root / "load" / "verdicts.csv")
+    assert list(verdicts["model"]) == ["teacher"]  # no verdict for no model
+    verdict = verdicts.iloc[0]
     # 300 qps per replica at p99 <= 1 s: the budget's 1000 qps needs 4 replicas of 1 thread
     assert (verdict["sustainable_qps"], verdict["replicas_needed"], verdict["cores_needed"]) == (300, 4, 4)
 
+    # The report's "Under load" section from these files: the summary, the verdicts, a real plot.
+    section = load_section(paths, tmp_path)
+    markdown = "\n".join(section.markdown())
+    assert "## Under load" in markdown and "| teacher " in markdown and "replicas_needed" in markdown
+    assert mpimg.imread(section.plot).shape[1] > 500 and section.html().count("data:image/png;base64,") == 1
+
     # A second run with the same settings reuses the finished runs: LoadGen is not started again.
     monkeypatch.setattr(load_stage, "run_point", lambda *a, **k: pytest.fail("a finished run was run again"))
-    assert load_stage.run(config, paths).runs == 2
+    assert load_stage.run(config, paths).runs == 4
 
 
 def test_a_missing_target_or_section_is_one_line_before_any_run(tmp_path, tiny_teacher, sentiment_files):

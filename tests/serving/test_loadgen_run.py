@@ -10,7 +10,7 @@ from tests.serving.tiny_run import served_run
 from tinykd.serving import load_stage
 from tinykd.serving.load_systems import InProcessSystem
 from tinykd.serving.loadgen_run import LoadOutcome, LoadPoint, run_point
-from tinykd.serving.predictor import Predictor
+from tinykd.serving.predictor import Predictor, ServedModel
 
 pytest.importorskip("mlperf_loadgen", reason="the serve extra is not installed (make serve-env)")
 
@@ -40,7 +40,7 @@ def test_search_halves_when_the_first_load_is_invalid():
 
 def test_a_run_is_valid_at_a_loose_bound_and_invalid_below_its_own_p99(tmp_path, tiny_teacher, sentiment_files):
     config, paths = served_run(tmp_path, tiny_teacher, sentiment_files)
-    predictor = Predictor(paths.root, "teacher", "torch-fp32", pair=False, seq_len=32, threads=1)
+    predictor = Predictor(ServedModel(paths.root, "teacher", "torch-fp32", pair=False, seq_len=32), threads=1)
     items = load_stage.query_items(config.model_copy(update={"load": load_stage.LoadConfig()}), paths)
     system = InProcessSystem(predictor, max_batch_size=8, wait_s=0.002)
     try:

@@ -18,7 +18,8 @@ import pytest
 
 from tests.serving.tiny_run import served_run
 from tinykd.config import ServeConfig
-from tinykd.serving.deployment import ServedModel, running_app
+from tinykd.serving.deployment import running_app
+from tinykd.serving.predictor import ServedModel
 
 pytestmark = pytest.mark.slow
 

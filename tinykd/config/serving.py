@@ -71,6 +71,8 @@ class LoadConfig(Section):
     offered_qps: list[float] | None = Field(default=None, min_length=1, description="offered loads to run at each "
                                             "bound; default: a search from start_qps (doubling to the first "
                                             "INVALID run, then `search_steps` bisections)")
+    ceiling: bool = Field(default=False, description="also load a server with no model (`no-model`: an answer at "
+                          "once, no tokenizer) on each system: the highest QPS the serving path itself sustains here")
     start_qps: float = Field(default=50.0, gt=0)
     search_steps: int = Field(default=3, ge=0)
     min_duration_s: float = Field(default=60.0, gt=0, description="each run lasts at least this long (MLPerf: 600)")
