@@ -9,9 +9,13 @@ until one is VALID when the first is not), then `load.search_steps` bisections b
 lowest INVALID load. Every finished run is added to `load/points.parquet` at once, so a killed stage resumes from
 the runs it finished (with the same settings, models and machine).
 
+With `load.ceiling` a server with no model (`NoModel`: an answer at once) is loaded the same way: what the serving
+path itself sustains on this machine, the ceiling every model's figure sits under.
+
 Writes `load/results.parquet` (one row per run, with the environment), `load/summary.csv` (highest VALID QPS per
 target, system and bound) and, with a budget, `load/verdicts.csv`: the sustainable QPS at the budget's p99 per
-replica, the replicas and cores the budget's QPS needs, and whether they fit on `budget.machines` machines.
+replica, the replicas and cores the budget's QPS needs, and whether they fit on `budget.machines` machines. When the
+bench has run, the report is written again with its "Under load" section.
 """
 
 from __future__ import annotations
@@ -181,10 +185,10 @@ class Points:
         self.path = path
         self.records = pd.read_parquet(path).to_dict("records") if path.is_file() else []
 
-    def find(self, key: dict, bound: float, qps: float) -> LoadOutcome | None:
+    def find(self, key: dict, bound: float, qps: float) -> dict | None:
         for r in self.records:
             if all(r.get(k) == v for k, v in key.items()) and r["p99_bound_ms"] == bound and r["offered_qps"] == qps:
-                return outcome_of(r)
+                return r
         return None
 
     def add(self, record: dict) -> None:
@@ -205,20 +209,28 @@ class TargetRuns:
         self.stack, self.key, self.points, self.opener = stack, key, points, opener
         self.items, self.spec, self.progress = items, spec, progress
         self.system: LoadSystem | None = None
+        self.done: dict[tuple[float, float], dict] = {}  # (bound, offered qps) -> the run's record
 
     def at(self, bound: float) -> Callable[[float], LoadOutcome]:
         def run_one(qps: float) -> LoadOutcome:
             earlier = self.points.find(self.key, bound, qps)
             if earlier is not None:
-                return earlier
+                self.done[bound, qps] = earlier
+                return outcome_of(earlier)
             if self.system is None:
                 self.system = self.stack.enter_context(self.opener())
                 warm_up(self.system, self.items)
             self.progress.set_postfix_str(f"p99<={bound:g} ms @ {qps:.1f} qps")
-            spec = self.spec
+            spec, before = self.spec, self.system.batch_sizes()
             outcome = run_point(self.system, self.items, LoadPoint(qps, bound, spec.min_duration_s,
                                                                    spec.min_query_count, spec.max_duration_s, spec.seed))
-            self.points.add(self.key | outcome.record() | {"batch_sizes": str(self.system.batch_sizes())})
+            after = self.system.batch_sizes()  # the system counts since it started: this run's batches are the change
+            sizes = {size: after[size] - before.get(size, 0) for size in sorted(after) if after[size] > before.get(size, 0)}
+            batches = sum(sizes.values())
+            mean_batch = sum(size * n for size, n in sizes.items()) / batches if batches else math.nan
+            record = self.key | outcome.record() | {"batch_sizes": str(sizes), "mean_batch": mean_batch}
+            self.points.add(record)
+            self.done[bound, qps] = record
             self.progress.update(1)
             return outcome
         return run_one
@@ -249,7 +261,7 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                                 else search(runs.at(bound), start, spec.search_steps))
                     best = highest_valid(outcomes)
                     start = start if math.isnan(best) else best
-                    rows += [key | o.record() for o in outcomes]
+                    rows += [runs.done[bound, o.offered_qps] for o in outcomes]
     return _write(config, paths, rows, env)
 
 

@@ -33,6 +33,7 @@ def test_load_writes_runs_summary_and_verdicts_and_resumes(tmp_path, tiny_teache
     assert set(runs["p99_bound_ms"]) == {1000.0, 0.001}
     loose, tight = (runs[runs["p99_bound_ms"] == b].iloc[0] for b in (1000.0, 0.001))
     assert loose["valid"] and not tight["valid"] and tight["p99_ms"] > 0.001  # the flip: nothing answers in 1 us
+    assert loose["mean_batch"] >= 1 and sum(size * n for size, n in eval(loose["batch_sizes"]).items()) == loose["queries"]
     assert loose["queries"] >= 600 and loose["threads"] == 1 and loose["cores"] >= 1 and loose["cpu"]
     summary = pd.read_csv(paths.root / "load" / "summary.csv").query("model == 'teacher'")
     assert summary.set_index("p99_bound_ms")["highest_valid_qps"].to_dict()[1000.0] == 300
