@@ -123,12 +123,15 @@ def warm_up(system: LoadSystem, items: list[Item], queries: int = WARMUP_QUERIES
         raise RuntimeError(f"{system.name}: the warm-up queries were not all answered within 300 s")
 
 
-def search(run: Callable[[float], LoadOutcome], start: float, steps: int) -> list[LoadOutcome]:
-    """Runs at offered loads from `start`: doubling to the first INVALID run (or halving to the first VALID one), then
-    `steps` bisections between the highest VALID and the lowest INVALID load."""
+def search(run: Callable[[float], LoadOutcome], start: float, steps: int, lowest: float = 0.0) -> list[LoadOutcome]:
+    """Runs at offered loads from `start`: doubling to the first INVALID run (or halving to the first VALID one, but
+    not below `lowest`, where a run cannot send its minimum query count within its maximum duration), then `steps`
+    bisections between the highest VALID and the lowest INVALID load."""
     outcomes, qps = [], start
     valid_at, invalid_at = None, None
     for _ in range(MAX_EXPANSIONS):
+        if qps < lowest:
+            break
         outcome = run(qps)
         outcomes.append(outcome)
         if outcome.valid:
@@ -167,6 +170,13 @@ class LoadResult:
         best = "; ".join(f"{r.model}/{r.backend} {r.system} p99<={r.p99_bound_ms:g} ms: {r.highest_valid_qps:.0f} qps"
                          for r in self.summary_frame.itertuples())
         return f"load: {self.runs} LoadGen runs; highest VALID {best}"
+
+
+def _serving_settings(config: Config, kind: str) -> dict:
+    """The `serve` keys a system's figures depend on: the batch policy, threads and length in-process; all over HTTP."""
+    if kind == "http":
+        return config.serve.model_dump(mode="json")
+    return config.serve.model_dump(mode="json", include={"threads", "max_batch_size", "batch_wait_timeout_s", "seq_len"})
 
 
 def _bounds(config: Config) -> list[float]:
@@ -249,7 +259,8 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
     for target in targets:
         built = recorded_fingerprint(paths.compressed(target.model, target.backend) / "metrics.json")
         for kind in spec.systems:
-            stamp = fingerprint(spec, config.serve, built, kind, {k: env[k] for k in ("cpu", "cores", "versions")})
+            stamp = fingerprint(spec, _serving_settings(config, kind), built, kind,
+                                {k: env[k] for k in ("cpu", "cores", "versions")})
             key = {"model": target.model, "backend": target.backend, "system": kind, "stamp": stamp}
             with contextlib.ExitStack() as stack, tqdm(desc=f"load {target.model}/{target.backend} {kind}",
                                                        unit="run") as progress:
@@ -258,7 +269,8 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                 start = target.start_qps
                 for bound in bounds:  # ascending: a tighter bound's answer starts the next search
                     outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
-                                else search(runs.at(bound), start, spec.search_steps))
+                                else search(runs.at(bound), start, spec.search_steps,
+                                            lowest=spec.min_query_count / spec.max_duration_s))
                     best = highest_valid(outcomes)
                     start = start if math.isnan(best) else best
                     rows += [runs.done[bound, o.offered_qps] for o in outcomes]

@@ -4,6 +4,8 @@ and the search finds the highest VALID load between a VALID and an INVALID one."
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tests.serving.tiny_run import served_run
@@ -31,11 +33,14 @@ def test_search_doubles_to_the_first_invalid_load_then_bisects():
     assert load_stage.highest_valid(outcomes) == 300
 
 
-def test_search_halves_when_the_first_load_is_invalid():
+def test_search_halves_when_the_first_load_is_invalid_but_not_below_the_lowest_load():
     offered = []
     outcomes = load_stage.search(lambda qps: offered.append(qps) or _outcome(qps, qps <= 20), start=100, steps=1)
     assert offered == [100, 50, 25, 12.5, 18.75]
     assert load_stage.highest_valid(outcomes) == 18.75
+    offered.clear()  # nothing is VALID: halving stops at the lowest load that can send its queries in time
+    outcomes = load_stage.search(lambda qps: offered.append(qps) or _outcome(qps, False), start=100, steps=1, lowest=10)
+    assert offered == [100, 50, 25, 12.5] and math.isnan(load_stage.highest_valid(outcomes))
 
 
 def test_a_run_is_valid_at_a_loose_bound_and_invalid_below_its_own_p99(tmp_path, tiny_teacher, sentiment_files):
