@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +34,18 @@ def app(tmp_path_factory, tiny_teacher_module, sentiment_files_module):
     pytest.importorskip("ray.serve", reason="the serve extra is not installed (make serve-env)")
     _, paths = served_run(tmp_path_factory.mktemp("served"), tiny_teacher_module, sentiment_files_module)
     served = ServedModel(paths.root.resolve(), "teacher", "torch-fp32", pair=False, seq_len=32)
+    before = os.environ.get("RAY_SERVE_ENABLE_HA_PROXY")
+    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"  # what `serve.haproxy` (default true) sets for a Ray the stage starts
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         with running_app(served, SPEC) as running:
             yield running
     finally:
         ray.shutdown()
+        if before is None:
+            os.environ.pop("RAY_SERVE_ENABLE_HA_PROXY", None)
+        else:
+            os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = before
 
 
 @pytest.fixture(scope="module")
