@@ -159,8 +159,8 @@ def test_set_addresses_list_items_by_name_and_by_index(sentiment_files, tmp_path
     ("students.bw.epochs=1", "students has no item named 'bw' (did you mean 'bow'? names: ['bow', 'tiny']"),
     ("students.2.epochs=1", "--set students.2.epochs: students has 2 items; index 2 is out of range (names: "
                             "['bow', 'tiny']; or an index 0..1)"),
-    ("students.tiny.schedule.2.epochs=1", "students.1.schedule has 2 items; index 2 is out of range (its items have "
-                                          "no names: use an index 0..1)"),
+    ("students.tiny.schedule.1.epochs=1", "students.1.schedule has 1 items; index 1 is out of range (its items have "
+                                          "no names: use an index 0..0)"),  # the default schedule: one stage
     ("teacher.epochs.x=1", "--set teacher.epochs.x: teacher.epochs is a value (3), not a section: it has no key 'x'"),
 ])
 def test_set_on_a_missing_list_item_is_one_line_naming_the_items(sentiment_files, tmp_path, override, message):
