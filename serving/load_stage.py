@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -292,7 +291,7 @@ def _write(config: Config, paths: RunPaths, rows: list[dict], env: dict) -> Load
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, index=False)
     if config.budget is not None:
-        verdicts = load_verdicts(summary, config)
+        verdicts = load_verdicts(summary, config, int(env["cores"]))
         with atomic_path(out / "verdicts.csv") as tmp:
             verdicts.to_csv(tmp, index=False)
     write_json(out / "environment.json", env)
@@ -303,16 +302,16 @@ def _write(config: Config, paths: RunPaths, rows: list[dict], env: dict) -> Load
     return LoadResult(summary, len(frame))
 
 
-def load_verdicts(summary: pd.DataFrame, config: Config) -> pd.DataFrame:
+def load_verdicts(summary: pd.DataFrame, config: Config, cores: int) -> pd.DataFrame:
     """Per target and system at the budget's p99: QPS per replica, the replicas and cores `budget.qps` needs, and
     whether they fit on `budget.machines` machines like this one (cores // serve.threads replicas each)."""
     budget, spec = config.budget, config.serve
+    per_machine = max(1, cores // spec.threads)  # replicas on one machine like the one the runs were measured on
     at_bound = summary[(summary["p99_bound_ms"] == budget.p99_ms) & (summary["model"] != NO_MODEL)]
     rows = []
     for r in at_bound.itertuples():
         per_replica = r.highest_valid_qps / spec.replicas  # NaN when no run was VALID at the bound
         replicas = math.ceil(budget.qps / per_replica) if per_replica > 0 else math.inf
-        per_machine = max(1, (os.cpu_count() or 1) // spec.threads)
         machines = math.ceil(replicas / per_machine) if math.isfinite(replicas) else math.inf
         rows.append({"model": r.model, "backend": r.backend, "system": r.system, "p99_bound_ms": budget.p99_ms,
                      "sustainable_qps": r.highest_valid_qps, "qps_per_replica": per_replica,
