@@ -16,7 +16,7 @@ Both bounds are inclusive.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterable, Mapping
 
 from tinykd.config import BudgetConfig
@@ -87,6 +87,12 @@ class Verdict:
         hardware = f"{self.gpus} GPUs" if self.device == "cuda" else f"{self.cores} cores"
         return (f"{self.processes} process(es), {hardware}, {self.machines} machine(s)"
                 + ("" if self.allowed_machines is None else f" of {self.allowed_machines} allowed"))
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Verdict:
+        """A verdict back from its `record()` as bench/results.json keeps it (unknown accuracy written as null)."""
+        values = {f.name: record[f.name] for f in fields(cls)}
+        return cls(**values | {"accuracy": math.nan if values["accuracy"] is None else float(values["accuracy"])})
 
     def record(self) -> dict[str, Any]:
         return asdict(self) | {"meets": self.meets, "meets_alone": self.meets_alone, "qps_ok": self.qps_ok,

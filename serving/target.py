@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from tinykd.artifacts import RunPaths, read_json, require
+from tinykd.benchmarks.budget import Verdict, ship
 from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.config import Config
 from tinykd.errors import ArtifactError, ConfigError
@@ -25,18 +24,18 @@ def served_model(config: Config, paths: RunPaths, model: str, backend: str) -> S
 
 
 def default_target(config: Config, paths: RunPaths) -> tuple[str, str]:
-    """`serve.model` and `serve.backend` as set, the missing one from the bench verdicts: the most accurate tinykd
-    model × backend that meets the budget (the TF-IDF floor is the bench's yardstick, not a servable model)."""
+    """`serve.model` and `serve.backend` as set; what is left open, the bench's ship rule (`budget.ship`) picks among
+    the verdicts that match: the most accurate tinykd model × backend that meets the budget (the TF-IDF floor is the
+    bench's yardstick, not a servable model)."""
     spec = config.serve
     if spec.model and spec.backend:
         return spec.model, spec.backend
     results = require(paths.bench_dir / "results.json", "bench")
-    verdicts = [v for v in read_json(results).get("verdicts") or [] if v["model"] != FLOOR_NAME and v["meets"]
-                and (spec.model is None or v["model"] == spec.model)]
-    if not verdicts:
-        which = f"model {spec.model}" if spec.model else "tinykd model"
-        raise ConfigError(f"{results}: no {which} meets the budget in the bench verdicts; set serve.model and "
-                          "serve.backend to serve one anyway")
-    accuracy = lambda v: -math.inf if v["accuracy"] is None or math.isnan(v["accuracy"]) else v["accuracy"]  # noqa: E731
-    pick = max(verdicts, key=lambda v: (accuracy(v), v["qps"]))
-    return pick["model"], pick["backend"]
+    verdicts = [Verdict.from_record(r) for r in read_json(results).get("verdicts") or []
+                if r["model"] != FLOOR_NAME and spec.model in (None, r["model"]) and spec.backend in (None, r["backend"])]
+    pick = ship(verdicts).pick
+    if pick is None:
+        which = " × ".join(filter(None, [spec.model and f"model {spec.model}", spec.backend and f"backend {spec.backend}"]))
+        raise ConfigError(f"{results}: no {which or 'tinykd model'} meets the budget in the bench verdicts; set "
+                          "serve.model and serve.backend to serve one anyway")
+    return pick.model, pick.backend

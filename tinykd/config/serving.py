@@ -17,7 +17,8 @@ class ServeConfig(Section):
 
     model: str | None = Field(default=None, description="'teacher' or a student; default: the bench verdict's pick "
                               "(the most accurate tinykd model meeting the budget; the TF-IDF floor is not served)")
-    backend: Backend | None = Field(default=None, description="default: the verdict's backend for that model")
+    backend: Backend | None = Field(default=None, description="default: the verdict's backend for that model; "
+                                       "set alone, the most accurate model meeting the budget on it")
     max_batch_size: int = Field(default=8, ge=1, description="texts one model call takes (`@serve.batch`)")
     batch_wait_timeout_s: float = Field(default=0.002, ge=0, description="how long the first text of a batch waits "
                                         "for more before the call runs")
