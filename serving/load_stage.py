@@ -69,11 +69,12 @@ def query_items(config: Config, paths: RunPaths) -> list[Item]:
 
 @dataclass(frozen=True)
 class Subject:
-    """What one series of runs loads: a target's model × backend, or no model (`load.ceiling`)."""
+    """What one series of runs loads: a target's model × backend, or no model (`load.ceiling`), at its bounds."""
 
     model: str
     backend: str
     start_qps: float
+    bounds: list[float]  # p99 bounds in ms, ascending
 
 
 def subjects(config: Config, paths: RunPaths) -> list[Subject]:
@@ -82,8 +83,9 @@ def subjects(config: Config, paths: RunPaths) -> list[Subject]:
     targets = spec.targets or [LoadTarget(model=m, backend=b) for m, b in [default_target(config, paths)]]
     for target in targets:
         served_model(config, paths, target.model, target.backend)
-    found = [Subject(t.model, t.backend, t.start_qps or spec.start_qps) for t in targets]
-    return found + ([Subject(NO_MODEL, "none", spec.start_qps)] if spec.ceiling else [])
+    found = [Subject(t.model, t.backend, t.start_qps or spec.start_qps, sorted(t.p99_ms) if t.p99_ms else _bounds(config))
+             for t in targets]
+    return found + ([Subject(NO_MODEL, "none", spec.start_qps, _bounds(config))] if spec.ceiling else [])
 
 
 @contextmanager
@@ -171,6 +173,11 @@ class LoadResult:
         return f"load: {self.runs} LoadGen runs; highest VALID {best}"
 
 
+# The `load` keys one run's figures depend on; the others (targets, bounds, where a search starts and how far it goes)
+# only choose which runs happen, so changing them keeps the runs already finished.
+RUN_KEYS = {"min_duration_s", "min_query_count", "max_duration_s", "rows", "seed"}
+
+
 def _serving_settings(config: Config, kind: str) -> dict:
     """The `serve` keys a system's figures depend on: the batch policy, threads and length in-process; all over HTTP."""
     if kind == "http":
@@ -250,15 +257,15 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
         raise ConfigError("load: the config has no load section (targets, systems, bounds: docs/config.md)")
     require_serving_packages(config.where("load"))
     spec = config.load
-    targets = subjects(config, paths)
-    bounds, items = _bounds(config), query_items(config, paths)
+    targets, items = subjects(config, paths), query_items(config, paths)
     env = environment(config.serve.threads)
     points = Points(paths.load_dir / "points.parquet")
     rows: list[dict] = []
     for target in targets:
         built = recorded_fingerprint(paths.compressed(target.model, target.backend) / "metrics.json")
         for kind in spec.systems:
-            stamp = fingerprint(spec, _serving_settings(config, kind), built, kind,
+            runs_on = spec.model_dump(mode="json", include=RUN_KEYS)
+            stamp = fingerprint(runs_on, _serving_settings(config, kind), built, kind,
                                 {k: env[k] for k in ("cpu", "cores", "versions")})
             key = {"model": target.model, "backend": target.backend, "system": kind, "stamp": stamp}
             with contextlib.ExitStack() as stack, tqdm(desc=f"load {target.model}/{target.backend} {kind}",
@@ -266,7 +273,7 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                 runs = TargetRuns(stack, key, points, lambda: open_system(kind, config, paths, target), items, spec,
                                   progress)
                 start = target.start_qps
-                for bound in bounds:  # ascending: a tighter bound's answer starts the next search
+                for bound in target.bounds:  # ascending: a tighter bound's answer starts the next search
                     outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
                                 else search(runs.at(bound), start, spec.search_steps,
                                             lowest=spec.min_query_count / spec.max_duration_s))

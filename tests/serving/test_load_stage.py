@@ -53,6 +53,11 @@ def test_load_writes_runs_summary_and_verdicts_and_resumes(tmp_path, tiny_teache
     # A second run with the same settings reuses the finished runs: LoadGen is not started again.
     monkeypatch.setattr(load_stage, "run_point", lambda *a, **k: pytest.fail("a finished run was run again"))
     assert load_stage.run(config, paths).runs == 4
+    # Targets, bounds and search settings only choose which runs happen: a target judged at one of its bounds, with
+    # another search setting, still finds its finished run.
+    narrowed = config.load.model_copy(update={"search_steps": 5, "targets": [
+        config.load.targets[0].model_copy(update={"p99_ms": [1000.0]})]})
+    assert load_stage.run(config.model_copy(update={"load": narrowed}), paths).runs == 3  # the teacher's 1, no model's 2
 
 
 def test_a_missing_target_or_section_is_one_line_before_any_run(tmp_path, tiny_teacher, sentiment_files):

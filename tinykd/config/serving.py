@@ -57,6 +57,8 @@ class LoadTarget(Section):
     backend: Backend
     start_qps: float | None = Field(default=None, gt=0, description="where this target's search starts; default "
                                     "load.start_qps")
+    p99_ms: list[float] | None = Field(default=None, min_length=1, description="this target's p99 bounds; default "
+                                       "load.p99_ms (a slow teacher can be judged at a looser bound as well)")
 
 
 class LoadConfig(Section):
