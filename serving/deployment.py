@@ -125,7 +125,7 @@ def running_app(served: ServedModel, spec: ServeConfig, ready_timeout_s: float =
         serve.start(http_options={"host": spec.host, "port": spec.port})
         serve.run(build_app(served, spec), name=APP_NAME, route_prefix="/")  # returns once the replicas run
         app = RunningApp(f"http://{spec.host}:{spec.port}/")
-        _wait_ready(app.url + "health", ready_timeout_s)
+        _wait_ready(app.url + "health", spec.replicas, ready_timeout_s)
         yield app
     finally:
         if started_here:
@@ -137,19 +137,26 @@ def running_app(served: ServedModel, spec: ServeConfig, ready_timeout_s: float =
             serve.delete(APP_NAME)
 
 
-def _wait_ready(url: str, timeout_s: float) -> None:
-    """Until GET /health answers 200 through the proxy (the proxy may lag the replicas by a moment)."""
+def _wait_ready(url: str, replicas: int, timeout_s: float) -> None:
+    """Until GET /health through the ingress has been answered by every replica. `serve.run` returns once the
+    replicas run, but the ingress learns of them a moment later: behind HAProxy each replica is a server added
+    by a config reload, and a load started before the last reload would hit one replica only."""
+    import json
     import urllib.error
     import urllib.request
 
     deadline = time.perf_counter() + timeout_s
+    answered: set[str] = set()
     while True:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 if response.status == 200:
-                    return
+                    answered.add(json.load(response)["replica"])
+                    if len(answered) >= replicas:
+                        return
         except (urllib.error.URLError, ConnectionError):
             pass
         if time.perf_counter() > deadline:
-            raise RuntimeError(f"{url}: not ready within {timeout_s:.0f} s")
-        time.sleep(0.2)
+            raise RuntimeError(f"{url}: {len(answered)} of {replicas} replicas answered within {timeout_s:.0f} s"
+                               f" ({sorted(answered)})")
+        time.sleep(0.1)
