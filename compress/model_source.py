@@ -90,8 +90,8 @@ class ModelSource:
             for suffix, texts in (("", texts_a), ("_b", texts_b if self.pair else None)):
                 if texts is None:
                     continue
-                ids, mask = tokenizer.pad([tokenizer.token_ids(t)[:max_length] for t in texts])
-                out[f"input_ids{suffix}"], out[f"attention_mask{suffix}"] = ids.numpy(), mask.long().numpy()
+                ids, mask = tokenizer.pad_arrays([tokenizer.token_ids(t)[:max_length] for t in texts])
+                out[f"input_ids{suffix}"], out[f"attention_mask{suffix}"] = ids, mask.astype(np.int64)
             return out
         encoded = self.tokenizer(texts_a, texts_b if self.pair else None, truncation=True, max_length=max_length,
                                  padding=True, return_tensors="np")

