@@ -45,10 +45,12 @@ class LeakGuard:
             self._normalised[name] = {key for key in map(row_key, rows) if key is not None}
 
     def match(self, row: Row) -> tuple[str, str] | None:
-        key = row_key(row)
+        """A pair matches in either order: (b, a) puts the same two texts before a student as (a, b)."""
+        orders = [tuple(row), tuple(row)[::-1]] if len(row) == 2 else [tuple(row)]
+        keys = [row_key(r) for r in orders]
         for name in self._exact:
-            if row in self._exact[name]:
+            if any(r in self._exact[name] for r in orders):
                 return name, "exact"
-            if key is not None and key in self._normalised[name]:
+            if any(key is not None and key in self._normalised[name] for key in keys):
                 return name, "normalised"
         return None

@@ -32,11 +32,12 @@ from tinykd.artifacts import (
 from tinykd.augment.leak_guard import LeakGuard, Row
 from tinykd.augment.n_sampling import NSampling
 from tinykd.augment.op import AugmentOp
+from tinykd.augment.pair_sampling import Bm25Pairs, RandomPairs
 from tinykd.augment.pos_substitution import PosIndex, PosSubstitution
 from tinykd.augment.unk_noise import UnkNoise
 from tinykd.augment.unlabeled_pool import pool_digest, pool_rows
 from tinykd.augment.words import Tagged, Word, join, tag
-from tinykd.config import AugmentConfig, Config, NSampleOp, PosOp, TextAttackOp, UnkOp
+from tinykd.config import AugmentConfig, Bm25PairOp, Config, NSampleOp, PosOp, RandomPairOp, TextAttackOp, UnkOp
 from tinykd.errors import ConfigError
 from tinykd.task_rows import text_columns
 
@@ -86,7 +87,9 @@ def run(config: Config, paths: RunPaths) -> AugmentResult:
     leaks: Counter = Counter()
     if spec.multiplier:
         tagged, index, tag_seconds = _tagged_train(paths, columns, data_stamp)
-        records, dropped = _augmented_records(spec, build_ops(spec, unk_token, index), tagged, guard, leaks)
+        test_texts = {text for row in protected["test"] for text in row}  # pair sampling never draws these
+        records, dropped = _augmented_records(spec, build_ops(spec, unk_token, index, test_texts), tagged, guard,
+                                              leaks)
     else:  # the pool only: no tagging, no ops
         tagged, tag_seconds, records, dropped = [], 0.0, [], 0
     augmented = pd.DataFrame.from_records(records, columns=[*columns, "source_row", "op"])
@@ -175,8 +178,9 @@ def _augmented_records(spec: AugmentConfig, ops: list[AugmentOp], tagged: list[l
     return records, dropped
 
 
-def build_ops(spec: AugmentConfig, unk_token: str, index: PosIndex) -> list[AugmentOp]:
-    """One op object per configured op, in config order."""
+def build_ops(spec: AugmentConfig, unk_token: str, index: PosIndex, test_texts: set[str] = frozenset()
+              ) -> list[AugmentOp]:
+    """One op object per configured op, in config order; pair sampling never draws a text of `test_texts`."""
     ops: list[AugmentOp] = []
     for op_spec in spec.ops:
         if isinstance(op_spec, UnkOp):
@@ -185,6 +189,10 @@ def build_ops(spec: AugmentConfig, unk_token: str, index: PosIndex) -> list[Augm
             ops.append(PosSubstitution(index, p=op_spec.p))
         elif isinstance(op_spec, NSampleOp):
             ops.append(NSampling())
+        elif isinstance(op_spec, Bm25PairOp):
+            ops.append(Bm25Pairs(op_spec.top_k, excluded=test_texts))
+        elif isinstance(op_spec, RandomPairOp):
+            ops.append(RandomPairs(excluded=test_texts))
         elif isinstance(op_spec, TextAttackOp):
             from tinykd.augment.textattack_op import TextAttackTransformation  # optional extra, imported on demand
 

@@ -37,6 +37,8 @@ def test_pairs_match_only_as_pairs():
     guard = LeakGuard({"dev": [("今天天气好吗", "天气怎么样")]})
     assert guard.match(("今天天气好吗？", "天气怎么样？")) == ("dev", "normalised")
     assert guard.match(("今天天气好吗", "明天呢")) is None
+    assert guard.match(("天气怎么样", "今天天气好吗")) == ("dev", "exact")  # the same two texts, the other order
+    assert guard.match(("天气怎么样!", "今天天气好吗")) == ("dev", "normalised")
 
 
 def test_text_of_only_punctuation_is_matched_exactly_only():

@@ -63,12 +63,14 @@ def test_pairs_stay_pairs(tmp_path):
 
 
 @pytest.mark.parametrize("augment, message", [
-    ({"ops": [{"op": "shuffle"}]}, "does not match any of the expected tags: 'unk', 'pos', 'nsample', 'textattack'"),
+    ({"ops": [{"op": "shuffle"}]}, "does not match any of the expected tags: 'unk', 'pos', 'nsample', 'textattack', 'bm25_pair', 'random_pair'"),
     ({"ops": [{"op": "unk", "p": 1.5}]}, "augment.ops.0.p: Input should be less than or equal to 1"),
     ({"ops": [{"op": "pos", "p": -0.1}]}, "augment.ops.0.p: Input should be greater than or equal to 0"),
     ({"multiplier": -1}, "augment.multiplier: Input should be greater than or equal to 0"),
     ({"multiplier": 0}, "augment: multiplier 0 makes no augmented rows and augment.unlabeled lists no pool"),
     ({"ops": []}, "augment.ops: List should have at least 1 item"),
+    ({"ops": [{"op": "unk"}, {"op": "bm25_pair"}]}, "augment.ops.1: op bm25_pair makes pairs of texts, but task.kind is "
+                                                   "'single'"),
 ])
 def test_bad_augment_config_is_a_clear_error(sentiment_files, tmp_path, augment, message):
     path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": augment})

@@ -6,7 +6,16 @@ ignored option. Loading (YAML, line numbers, `--set` overrides, `${VAR:-default}
 (`tinykd.config.task`, `.teacher`, ...; `.root` holds `Config` and the rules that span sections).
 """
 
-from tinykd.config.augment import AugmentConfig, AugmentOpConfig, NSampleOp, PosOp, TextAttackOp, UnkOp  # noqa: F401
+from tinykd.config.augment import (  # noqa: F401
+    AugmentConfig,
+    AugmentOpConfig,
+    Bm25PairOp,
+    NSampleOp,
+    PosOp,
+    RandomPairOp,
+    TextAttackOp,
+    UnkOp,
+)
 from tinykd.config.bench import BenchConfig, BudgetConfig  # noqa: F401
 from tinykd.config.compress import DEFAULT_BACKENDS, Backend, CompressConfig  # noqa: F401
 from tinykd.config.experiments import AblationConfig, CompareConfig, ScheduleAblationConfig  # noqa: F401

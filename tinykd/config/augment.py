@@ -62,7 +62,25 @@ class TextAttackOp(Section):
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the transformation")
 
 
-AugmentOpConfig = Annotated[UnkOp | PosOp | NSampleOp | TextAttackOp, Field(discriminator="op")]
+class Bm25PairOp(Section):
+    """Pair tasks: one side of a train row with one of its `top_k` BM25 neighbours among the train texts."""
+
+    op: Literal["bm25_pair"]
+    weight: float = Field(default=1.0, gt=0)
+    top_k: int = Field(default=10, ge=1, description="neighbours one is drawn from (BM25 over rjieba words)")
+
+
+class RandomPairOp(Section):
+    """Pair tasks: one side of a train row with a train text drawn uniformly (nearly always a negative)."""
+
+    op: Literal["random_pair"]
+    weight: float = Field(default=1.0, gt=0)
+
+
+PAIR_OPS = ("bm25_pair", "random_pair")  # ops that make pairs from two texts: pair tasks only
+
+AugmentOpConfig = Annotated[UnkOp | PosOp | NSampleOp | TextAttackOp | Bm25PairOp | RandomPairOp,
+                            Field(discriminator="op")]
 
 
 def _default_ops() -> list:

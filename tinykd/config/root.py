@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from tinykd.backend_table import BACKENDS
-from tinykd.config.augment import AugmentConfig, is_pool_op
+from tinykd.config.augment import PAIR_OPS, AugmentConfig, is_pool_op
 from tinykd.config.bench import BenchConfig, BudgetConfig
 from tinykd.config.compress import CompressConfig
 from tinykd.config.experiments import AblationConfig, CompareConfig, ScheduleAblationConfig
@@ -225,6 +225,10 @@ class Config(Section):
     def _pool_fits_task(self) -> Config:
         if self.augment is not None and self.augment.unlabeled and self.task.kind == "pair":
             raise ValueError("augment.unlabeled: a pool gives single texts, but task.kind is 'pair'")
+        for i, op in enumerate(self.augment.ops if self.augment is not None else []):
+            if op.op in PAIR_OPS and self.task.kind != "pair":
+                raise ValueError(f"augment.ops.{i}: op {op.op} makes pairs of texts, but task.kind is "
+                                 f"'{self.task.kind}'")
         return self
 
     @property
