@@ -7,7 +7,8 @@ QPS after another, each run at least `load.min_duration_s` long. With `load.offe
 search per bound: from `load.start_qps` (or the tighter bound's answer) doubling until a run is INVALID (halving
 until one is VALID when the first is not), then `load.search_steps` bisections between the highest VALID and the
 lowest INVALID load. Every finished run is added to `load/points.parquet` at once, so a killed stage resumes from
-the runs it finished (with the same settings, models and machine).
+the runs it finished (with the same settings, models and machine), and the results at a bound are every run finished
+there with those settings, this search's and earlier ones'.
 
 With `load.ceiling` a server with no model (`NoModel`: an answer at once) is loaded the same way: what the serving
 path itself sustains on this machine, the ceiling every model's figure sits under.
@@ -225,13 +226,11 @@ class TargetRuns:
         self.stack, self.key, self.points, self.opener = stack, key, points, opener
         self.items, self.spec, self.progress = items, spec, progress
         self.system: LoadSystem | None = None
-        self.done: dict[tuple[float, float], dict] = {}  # (bound, offered qps) -> the run's record
 
     def at(self, bound: float) -> Callable[[float], LoadOutcome]:
         def run_one(qps: float) -> LoadOutcome:
             earlier = self.points.find(self.key, bound, qps)
             if earlier is not None:
-                self.done[bound, qps] = earlier
                 return outcome_of(earlier)
             if self.system is None:
                 self.system = self.stack.enter_context(self.opener())
@@ -246,10 +245,16 @@ class TargetRuns:
             mean_batch = sum(size * n for size, n in sizes.items()) / batches if batches else math.nan
             record = self.key | outcome.record() | {"batch_sizes": str(sizes), "mean_batch": mean_batch}
             self.points.add(record)
-            self.done[bound, qps] = record
             self.progress.update(1)
             return outcome
         return run_one
+
+    def series(self, bound: float) -> list[dict]:
+        """Every finished run at `bound` with these settings, by offered load: this search's and any earlier one's
+        (a search started elsewhere may not visit a load an earlier one found VALID, yet that run still counts)."""
+        found = [r for r in self.points.records
+                 if all(r.get(k) == v for k, v in self.key.items()) and r["p99_bound_ms"] == bound]
+        return sorted(found, key=lambda r: r["offered_qps"])
 
 
 def run(config: Config, paths: RunPaths) -> LoadResult:
@@ -274,12 +279,16 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                                   progress)
                 start = target.start_qps
                 for bound in target.bounds:  # ascending: a tighter bound's answer starts the next search
-                    outcomes = ([runs.at(bound)(q) for q in spec.offered_qps] if spec.offered_qps
-                                else search(runs.at(bound), start, spec.search_steps,
-                                            lowest=spec.min_query_count / spec.max_duration_s))
-                    best = highest_valid(outcomes)
+                    if spec.offered_qps:
+                        for qps in spec.offered_qps:
+                            runs.at(bound)(qps)
+                    else:
+                        search(runs.at(bound), start, spec.search_steps,
+                               lowest=spec.min_query_count / spec.max_duration_s)
+                    series = runs.series(bound)
+                    best = highest_valid([outcome_of(r) for r in series])
                     start = start if math.isnan(best) else best
-                    rows += [runs.done[bound, o.offered_qps] for o in outcomes]
+                    rows += series
     return _write(config, paths, rows, env)
 
 

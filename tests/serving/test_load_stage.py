@@ -58,6 +58,16 @@ def test_load_writes_runs_summary_and_verdicts_and_resumes(tmp_path, tiny_teache
     narrowed = config.load.model_copy(update={"search_steps": 5, "targets": [
         config.load.targets[0].model_copy(update={"p99_ms": [1000.0]})]})
     assert load_stage.run(config.model_copy(update={"load": narrowed}), paths).runs == 3  # the teacher's 1, no model's 2
+    # A run finished earlier at a load this search does not visit (here: the 300 qps run again at 600, as if an earlier
+    # search had found it VALID) is in the results and the summary: the runs at a bound are every run with these settings.
+    points = pd.read_parquet(paths.root / "load" / "points.parquet")
+    earlier = points[(points["model"] == "teacher") & (points["p99_bound_ms"] == 1000.0)].assign(offered_qps=600.0)
+    pd.concat([points, earlier]).to_parquet(paths.root / "load" / "points.parquet")
+    assert load_stage.run(config, paths).runs == 5
+    summary = pd.read_csv(paths.root / "load" / "summary.csv").query("model == 'teacher'")
+    assert summary.set_index("p99_bound_ms")["highest_valid_qps"].to_dict()[1000.0] == 600
+    teacher = pd.read_parquet(paths.root / "load" / "results.parquet").query("model == 'teacher'")
+    assert teacher.query("p99_bound_ms == 1000.0")["offered_qps"].tolist() == [300.0, 600.0]
 
 
 def test_a_missing_target_or_section_is_one_line_before_any_run(tmp_path, tiny_teacher, sentiment_files):
