@@ -5,8 +5,10 @@ A backend module (`compress/<name>.py`) has three functions:
 - `build(source, out, context) -> dict`: write its artifacts into the empty directory `out` (the stage
   renames it into `compressed/<model>/<backend>/` only when build returns) and return facts worth
   recording (file names, quantized op counts);
-- `load(source, out, threads) -> Runner`: a callable from tokenized numpy inputs to (B, K) float32 logits,
-  using `threads` intra-op threads.
+- `load(source, out, threads, spin_wait) -> Runner`: a callable from tokenized numpy inputs to (B, K) float32
+  logits, using `threads` intra-op threads; `spin_wait` says whether those threads may spin between calls (ONNX
+  Runtime's default: fastest for calls back to back, as the bench makes them) or must sleep (a server whose cores
+  its HTTP front end shares); a backend without such a choice ignores it.
 
 The table itself (`tinykd.backend_table`: name -> module, device, precision, ...) lives in the spine, where the
 config checks backend names against it; the stage and the benchmark harness only ever go through it.
@@ -56,7 +58,7 @@ def cannot_run(info: BackendInfo) -> str | None:
     return module.unavailable()
 
 
-def load_runner(name: str, source: ModelSource, directory: Path, threads: int) -> Runner:
+def load_runner(name: str, source: ModelSource, directory: Path, threads: int, spin_wait: bool = True) -> Runner:
     """The runner of a built backend; a clear error when it was not built or cannot run here."""
     info = backend(name)
     reason = cannot_run(info)
@@ -64,4 +66,4 @@ def load_runner(name: str, source: ModelSource, directory: Path, threads: int) -
         raise ArtifactError(f"backend {name} cannot run here: {reason}")
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: missing; run the 'compress' stage first (python -m tinykd compress --config ...)")
-    return info.load_module().load(source, directory, threads)
+    return info.load_module().load(source, directory, threads, spin_wait)

@@ -205,7 +205,7 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     return record
 
 
-def load(source: ModelSource, out: Path, threads: int) -> IpexRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> IpexRunner:
     recorded = out / BACKEND_FILE
     path = json.loads(recorded.read_text(encoding="utf-8"))["path"] if recorded.is_file() else DEFAULT_PATH
     return IpexRunner(source, threads, path=path)

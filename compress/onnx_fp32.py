@@ -28,5 +28,5 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
             "tolerance": FP32_ATOL}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> OrtRunner:
-    return OrtRunner(out / FILE, threads)
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtRunner:
+    return OrtRunner(out / FILE, threads, spin_wait)

@@ -98,5 +98,5 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
             "max_abs_logit_diff_vs_torch": difference}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> OrtRunner:
-    return OrtRunner(out / FILE, threads)
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtRunner:
+    return OrtRunner(out / FILE, threads, spin_wait)

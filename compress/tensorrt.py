@@ -46,7 +46,7 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
             "torch_tensorrt": torch_tensorrt.__version__}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> CudaRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> CudaRunner:
     import torch_tensorrt  # noqa: F401  registers the TensorRT runtime ops the saved program calls
 
     return CudaRunner(torch.export.load(str(out / FILE)).module(), names=source.input_names)

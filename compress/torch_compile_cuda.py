@@ -23,6 +23,6 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
             "device": torch.cuda.get_device_name(0), "torch": torch.__version__}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> CudaRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> CudaRunner:
     model = source.load_torch().half().cuda().eval()
     return CudaRunner(torch.compile(model, dynamic=True))

@@ -19,5 +19,5 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     return {"weights": str(source.directory), "dtype": "float16", "device": torch.cuda.get_device_name(0)}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> CudaRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> CudaRunner:
     return CudaRunner(source.load_torch().half().cuda().eval())

@@ -29,5 +29,5 @@ class TorchRunner:
         return self.model(**to_torch(inputs)).logits.float().numpy()  # (B, K)
 
 
-def load(source: ModelSource, out: Path, threads: int) -> TorchRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchRunner:
     return TorchRunner(source.load_torch(), threads)

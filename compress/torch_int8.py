@@ -41,7 +41,7 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     return {"file": FILE, "quantized_modules": dict(layers)}  # e.g. {"Linear": 2, "LSTM": 1}
 
 
-def load(source: ModelSource, out: Path, threads: int) -> TorchRunner:
+def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchRunner:
     model = quantize(source.load_torch())
     model.load_state_dict(torch.load(out / FILE, weights_only=False))
     return TorchRunner(model.eval(), threads)

@@ -40,7 +40,7 @@ def build_app(served: ServedModel, spec: ServeConfig):
 
     class TextClassifier:
         def __init__(self, served: ServedModel, spec: ServeConfig):
-            self.predictor = load_predictor(served, spec.threads)
+            self.predictor = load_predictor(served, spec)
             self.limits = Limits(spec.max_texts, spec.max_chars)
             self.classify.set_max_batch_size(spec.max_batch_size)
             self.classify.set_batch_wait_timeout_s(spec.batch_wait_timeout_s)

@@ -93,7 +93,7 @@ def subjects(config: Config, paths: RunPaths) -> list[Subject]:
 def open_system(kind: str, config: Config, paths: RunPaths, subject: Subject) -> Iterator[LoadSystem]:
     served, spec = served_model(config, paths, subject.model, subject.backend), config.serve
     if kind == "inprocess":
-        system = InProcessSystem(load_predictor(served, spec.threads), spec.max_batch_size, spec.batch_wait_timeout_s)
+        system = InProcessSystem(load_predictor(served, spec), spec.max_batch_size, spec.batch_wait_timeout_s)
         try:
             yield system
         finally:
@@ -180,10 +180,12 @@ RUN_KEYS = {"min_duration_s", "min_query_count", "max_duration_s", "rows", "seed
 
 
 def _serving_settings(config: Config, kind: str) -> dict:
-    """The `serve` keys a system's figures depend on: the batch policy, threads and length in-process; all over HTTP."""
+    """The `serve` keys a system's figures depend on: the batch policy, threads, their waiting and length in-process;
+    all over HTTP."""
     if kind == "http":
         return config.serve.model_dump(mode="json")
-    return config.serve.model_dump(mode="json", include={"threads", "max_batch_size", "batch_wait_timeout_s", "seq_len"})
+    return config.serve.model_dump(mode="json", include={"threads", "spin_wait", "max_batch_size",
+                                                         "batch_wait_timeout_s", "seq_len"})
 
 
 def _bounds(config: Config) -> list[float]:

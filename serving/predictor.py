@@ -17,6 +17,7 @@ import torch
 from tinykd.artifacts import RunPaths
 from tinykd.compress.backend import Runner, load_runner
 from tinykd.compress.model_source import ModelSource
+from tinykd.config import ServeConfig
 
 NO_MODEL = "no-model"  # the model name (and "none" the backend) of the ceiling runs in load results
 
@@ -44,15 +45,16 @@ class Prediction:
 
 
 class Predictor:
-    """Texts in, one `Prediction` per text out; `threads` intra-op threads (torch and ONNX Runtime)."""
+    """Texts in, one `Prediction` per text out; `threads` intra-op threads (torch and ONNX Runtime), spinning between
+    calls or not (`spin_wait`: see `serve.spin_wait`)."""
 
-    def __init__(self, served: ServedModel, threads: int):
+    def __init__(self, served: ServedModel, threads: int, spin_wait: bool = True):
         paths = RunPaths(Path(served.run_dir))
         torch.set_num_threads(threads)
         self.model, self.backend, self.pair, self.seq_len = served.model, served.backend, served.pair, served.seq_len
         self.source = ModelSource.of(served.model, paths, served.pair)
         self.runner: Runner = load_runner(served.backend, self.source, paths.compressed(served.model, served.backend),
-                                          threads)
+                                          threads, spin_wait)
         self.labels = self.source.label_names
 
     def __call__(self, items: list[tuple[str, str | None]]) -> list[Prediction]:
@@ -76,5 +78,6 @@ class NoModel:
         return [self._answer] * len(items)
 
 
-def load_predictor(served: ServedModel, threads: int) -> Predictor | NoModel:
-    return NoModel(served) if served.no_model else Predictor(served, threads)
+def load_predictor(served: ServedModel, spec: ServeConfig) -> Predictor | NoModel:
+    """The model a server (or the in-process system) answers with, under the `serve` section's threads and waiting."""
+    return NoModel(served) if served.no_model else Predictor(served, spec.threads, spec.spin_wait)

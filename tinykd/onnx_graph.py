@@ -83,14 +83,19 @@ def fuse_bert(graph: Path, out: Path, layers: int, heads: int, hidden: int) -> d
 
 
 class OrtRunner:
-    """An ONNX Runtime CPU session with a fixed intra-op thread count."""
+    """An ONNX Runtime CPU session with a fixed intra-op thread count. With `spin_wait` off its intra-op threads sleep
+    between calls instead of spinning: measured on 2 cores, a BOW served over HTTP behind HAProxy held p99 <= 20 ms
+    at 75 qps with sleeping threads and at none of 50, 25 or 12.5 qps with spinning ones, which took the cores the
+    front end needed."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, spin_wait: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin_wait:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
 

@@ -69,6 +69,18 @@ def test_export_traces_eager_attention_and_gives_the_model_back_unchanged(mean_p
     assert before != "eager" and model.encoder.config._attn_implementation == before
 
 
+def test_an_onnx_runner_without_spin_wait_sleeps_between_calls_and_answers_the_same(mean_pool_teacher, tmp_path):
+    """`serve.spin_wait: false` (the serving default): ONNX Runtime's intra-op threads sleep between calls."""
+    _build([(onnx_fp32, "onnx-fp32")], mean_pool_teacher, tmp_path)
+    batch = mean_pool_teacher.encode(["很好", "太差了，不会再来"], None, 16)
+    spinning, sleeping = (onnx_fp32.load(mean_pool_teacher, tmp_path / "onnx-fp32", 2, spin_wait=wait)
+                          for wait in (True, False))
+    options = sleeping.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+    np.testing.assert_array_equal(spinning(batch), sleeping(batch))
+
+
 def test_pair_transformer_graph_takes_the_inputs_the_tokenizer_makes(tiny_teacher, tmp_path):
     source = ModelSource("teacher", tiny_teacher, "hf", True)  # "[CLS] a [SEP] b [SEP]" in one sequence
     facts = _build([(onnx_fp32, "onnx-fp32")], source, tmp_path)

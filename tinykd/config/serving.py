@@ -41,6 +41,9 @@ class ServeConfig(Section):
     haproxy: bool = Field(default=True, description="RAY_SERVE_ENABLE_HA_PROXY=1: HAProxy as the HTTP front end, "
                           "for a Ray this stage starts; measured better here (docs/results.md): p50 4.4 vs 13.9 ms "
                           "unloaded, p99 26 vs 306 ms at 100 qps")
+    spin_wait: bool = Field(default=False, description="let ONNX Runtime's intra-op threads spin between model calls "
+                            "(its default, and the bench's); off, they sleep and leave the cores to the front end: "
+                            "BOW over HTTP held p99 <= 20 ms at 75 qps instead of under 12.5 (docs/results.md)")
     duration_s: float | None = Field(default=None, gt=0, description="serve this long, then shut down; default: "
                                      "until Ctrl-C")
 
