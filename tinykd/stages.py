@@ -30,7 +30,7 @@ class Stage:
 
 STAGES = (
     Stage("data", "tinykd.data_stage", "read the task source, check every row, write train/dev/test Parquet splits"),
-    Stage("augment", "tinykd.augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling (needs an augment section)",
+    Stage("augment", "tinykd.augment.stage", "new train texts by UNK noise, same-POS substitution, n-sampling; new pairs by BM25 or random pairing (needs an augment section)",
           configured=lambda config: config.augment is not None),
     Stage("teacher", "tinykd.teacher.finetune", "fine-tune the teacher on train (best dev checkpoint kept; resumes after a kill; a pruned vocabulary covers the augmented texts)"),
     Stage("label", "tinykd.teacher.labeling", "write the teacher's raw logits for every row (chunked, resumable)"),
