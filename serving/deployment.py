@@ -46,6 +46,7 @@ def build_app(served: ServedModel, spec: ServeConfig):
             self.classify.set_batch_wait_timeout_s(spec.batch_wait_timeout_s)
             self.replica = serve.get_replica_context().replica_id.unique_id
             self.counts: Counter = Counter()
+            self.ongoing = 0
             self.batch_sizes: Counter = Counter()
 
         @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)  # both reset from the config in __init__
@@ -70,7 +71,12 @@ def build_app(served: ServedModel, spec: ServeConfig):
                 self.counts["rejected"] += 1
                 return JSONResponse({"error": str(error)}, status_code=400)
             self.counts["texts_in"] += len(parsed.items)
-            answers = await asyncio.gather(*(self.classify(item) for item in parsed.items))
+            self.ongoing += 1  # requests this replica holds now; Ray admits at most max_ongoing_requests
+            self.counts["peak_ongoing"] = max(self.counts["peak_ongoing"], self.ongoing)
+            try:
+                answers = await asyncio.gather(*(self.classify(item) for item in parsed.items))
+            finally:
+                self.ongoing -= 1
             self.counts["texts_out"] += len(answers)
             served = {"model": self.predictor.model, "backend": self.predictor.backend, "replica": self.replica}
             if parsed.single:

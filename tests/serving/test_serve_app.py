@@ -132,9 +132,11 @@ def test_past_the_queue_bound_requests_get_503_and_no_accepted_text_is_lost(app)
     statuses = [status for status, _ in answers]
     accepted = [answer for status, answer in answers if status == 200]
     assert set(statuses) == {200, 503}
-    assert len(accepted) < 100  # 2 x 8 in flight + 16 queued at a time: most of a burst of 150 is refused at once
     assert all(len(answer["predictions"]) == 2 for answer in accepted)
     after = _stats_of_both_replicas(app.url)
+    # The bound held: no replica ever held more than its max_ongoing_requests, whatever the burst (how many of the
+    # 150 get in depends on how fast slots free up while the burst is sent, so that count is not pinned).
+    assert all(0 < after[r]["peak_ongoing"] <= SPEC.max_ongoing_requests for r in after)
     gained = {key: sum(after[r].get(key, 0) - before[r].get(key, 0) for r in after) for key in ("texts_in", "texts_out")}
     assert gained == {"texts_in": 2 * len(accepted), "texts_out": 2 * len(accepted)}
 
