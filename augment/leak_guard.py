@@ -40,17 +40,16 @@ class LeakGuard:
         self._exact: dict[str, set[Row]] = {}
         self._normalised: dict[str, set[Row]] = {}
         for name, rows in splits.items():
-            rows = [tuple(row) for row in rows]
+            # A pair is protected in either order: (b, a) puts the same two texts before a student as (a, b).
+            rows = [order for row in map(tuple, rows) for order in (row, row[::-1])]  # (a,) reversed is itself
             self._exact[name] = set(rows)
             self._normalised[name] = {key for key in map(row_key, rows) if key is not None}
 
     def match(self, row: Row) -> tuple[str, str] | None:
-        """A pair matches in either order: (b, a) puts the same two texts before a student as (a, b)."""
-        orders = [tuple(row), tuple(row)[::-1]] if len(row) == 2 else [tuple(row)]
-        keys = [row_key(r) for r in orders]
+        key = row_key(row)
         for name in self._exact:
-            if any(r in self._exact[name] for r in orders):
+            if row in self._exact[name]:
                 return name, "exact"
-            if any(key is not None and key in self._normalised[name] for key in keys):
+            if key is not None and key in self._normalised[name]:
                 return name, "normalised"
         return None

@@ -204,11 +204,13 @@ class Points:
         self.path = path
         self.records = pd.read_parquet(path).to_dict("records") if path.is_file() else []
 
+    def at(self, key: dict, bound: float) -> list[dict]:
+        """The finished runs of `key` (target, system, settings) at `bound`, by offered load."""
+        found = [r for r in self.records if all(r.get(k) == v for k, v in key.items()) and r["p99_bound_ms"] == bound]
+        return sorted(found, key=lambda r: r["offered_qps"])
+
     def find(self, key: dict, bound: float, qps: float) -> dict | None:
-        for r in self.records:
-            if all(r.get(k) == v for k, v in key.items()) and r["p99_bound_ms"] == bound and r["offered_qps"] == qps:
-                return r
-        return None
+        return next((r for r in self.at(key, bound) if r["offered_qps"] == qps), None)
 
     def add(self, record: dict) -> None:
         self.records.append(record)
@@ -252,11 +254,9 @@ class TargetRuns:
         return run_one
 
     def series(self, bound: float) -> list[dict]:
-        """Every finished run at `bound` with these settings, by offered load: this search's and any earlier one's
-        (a search started elsewhere may not visit a load an earlier one found VALID, yet that run still counts)."""
-        found = [r for r in self.points.records
-                 if all(r.get(k) == v for k, v in self.key.items()) and r["p99_bound_ms"] == bound]
-        return sorted(found, key=lambda r: r["offered_qps"])
+        """Every finished run at `bound` with these settings: this search's and any earlier one's (a search started
+        elsewhere may not visit a load an earlier one found VALID, yet that run still counts)."""
+        return self.points.at(self.key, bound)
 
 
 def run(config: Config, paths: RunPaths) -> LoadResult:
@@ -281,12 +281,12 @@ def run(config: Config, paths: RunPaths) -> LoadResult:
                                   progress)
                 start = target.start_qps
                 for bound in target.bounds:  # ascending: a tighter bound's answer starts the next search
+                    run_at = runs.at(bound)
                     if spec.offered_qps:
                         for qps in spec.offered_qps:
-                            runs.at(bound)(qps)
+                            run_at(qps)
                     else:
-                        search(runs.at(bound), start, spec.search_steps,
-                               lowest=spec.min_query_count / spec.max_duration_s)
+                        search(run_at, start, spec.search_steps, lowest=spec.min_query_count / spec.max_duration_s)
                     series = runs.series(bound)
                     best = highest_valid([outcome_of(r) for r in series])
                     start = start if math.isnan(best) else best

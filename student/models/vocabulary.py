@@ -118,7 +118,7 @@ def split_text(text: str, level: str, segmenter: str = "jieba") -> list[str | No
     """Tokens of `text` (words by `segmenter`, or characters); None stands for an unknown-token alias written in
     the text."""
     cut = SEGMENTERS[segmenter]() if level == "word" else list
-    if not any(alias in text for alias in UNK_ALIASES):  # most texts: one cut, no alias pieces to keep apart
+    if _ALIAS_PATTERN.search(text) is None:  # most texts: one cut, no alias pieces to keep apart
         return [t for t in cut(text) if not t.isspace()]
     out: list[str | None] = []
     for piece in _ALIAS_PATTERN.split(text):
