@@ -67,7 +67,7 @@ class Bm25PairOp(Section):
 
     op: Literal["bm25_pair"]
     weight: float = Field(default=1.0, gt=0)
-    top_k: int = Field(default=10, ge=1, description="neighbours one is drawn from (BM25 over rjieba words)")
+    top_k: int = Field(default=10, ge=1, description="neighbours one is drawn from (BM25 over jieba words)")
 
 
 class RandomPairOp(Section):
