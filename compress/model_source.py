@@ -2,7 +2,8 @@
 
 Two families share one interface so every backend and the benchmark harness treat them alike:
 - `hf`: the teacher and the tiny transformer students (a `save_pretrained` dir with its HF tokenizer);
-  inputs `input_ids`, `attention_mask` (+ `token_type_ids` when the tokenizer makes them);
+  inputs `input_ids`, `attention_mask` (+ `token_type_ids` when the tokenizer makes them); a bi-encoder
+  student reads the two texts of a pair apart, like the siamese small students;
 - `small`: BOW / TextCNN / BiLSTM students (tinykd's word or char tokenizer saved beside the model);
   inputs `input_ids`, `attention_mask` (+ `input_ids_b`, `attention_mask_b` for pair tasks).
 
@@ -24,6 +25,7 @@ from tinykd.artifacts import RunPaths, read_json, require
 from tinykd.errors import ArtifactError
 
 SMALL_TOKENIZER_FILE = "tinykd_tokenizer.json"
+BI_ENCODER = "tinykd-bi-encoder"  # the bi-encoder student's config `model_type` (tinykd.student.models.bi_encoder)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class ModelSource:
         return cls(name, directory, family, pair)
 
     @cached_property
+    def siamese(self) -> bool:
+        """A pair model that encodes each text on its own (inputs `input_ids` ... `attention_mask_b`)."""
+        if not self.pair:
+            return False
+        return self.family == "small" or read_json(self.directory / "config.json").get("model_type") == BI_ENCODER
+
+    @cached_property
     def label_names(self) -> list[str]:
         """The saved model's classes in logit order (its `id2label`): one per logit of its head."""
         id2label = read_json(self.directory / "config.json").get("id2label") or {"0": "LABEL_0", "1": "LABEL_1"}
@@ -55,8 +64,7 @@ class ModelSource:
         else:
             from transformers import AutoModelForSequenceClassification
 
-            import tinykd.teacher.mean_pool  # noqa: F401  registers the mean-pool classifier with the Auto classes
-
+            register_model_classes()
             model = AutoModelForSequenceClassification.from_pretrained(self.directory)
         return model.float().eval()
 
@@ -73,7 +81,7 @@ class ModelSource:
     @property
     def input_names(self) -> list[str]:
         """Model input names, in the order an exported graph takes them."""
-        if self.family == "small":
+        if self.siamese or self.family == "small":
             return ["input_ids", "attention_mask", *(["input_ids_b", "attention_mask_b"] if self.pair else [])]
         names = ["input_ids", "attention_mask"]
         if "token_type_ids" in self.tokenizer.model_input_names and self.pair:
@@ -93,6 +101,12 @@ class ModelSource:
                 ids, mask = tokenizer.pad_arrays([tokenizer.token_ids(t)[:max_length] for t in texts])
                 out[f"input_ids{suffix}"], out[f"attention_mask{suffix}"] = ids, mask.astype(np.int64)
             return out
+        if self.siamese:  # a bi-encoder: each text its own [CLS] text [SEP], no token types
+            out = {}
+            for suffix, texts in (("", texts_a), ("_b", texts_b)):
+                encoded = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+                out |= {f"{name}{suffix}": encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
+            return out
         encoded = self.tokenizer(texts_a, texts_b if self.pair else None, truncation=True, max_length=max_length,
                                  padding=True, return_tensors="np")
         return {name: encoded[name].astype(np.int64) for name in self.input_names}
@@ -101,6 +115,12 @@ class ModelSource:
         """Two short rows of different lengths: what export traces and verification compares on."""
         a = ["很好的一次体验，下次还会再来", "差"]
         return self.encode(a, ["不错", "很差的服务"] if self.pair else None, max_length)
+
+
+def register_model_classes() -> None:
+    """Register tinykd's own HF model classes (mean-pool classifier, bi-encoder) with the Auto classes."""
+    import tinykd.student.models.bi_encoder  # noqa: F401
+    import tinykd.teacher.mean_pool  # noqa: F401
 
 
 def to_torch(inputs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tinykd.compress.backend import BuildContext
-from tinykd.compress.model_source import ModelSource
+from tinykd.compress.model_source import ModelSource, register_model_classes
 from tinykd.compress.onnx_export import verify
 from tinykd.compress.onnx_fp32 import FILE
 from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
@@ -27,11 +27,10 @@ def unavailable() -> str | None:
 
 
 def encoder_config(source: ModelSource) -> PretrainedConfig:
-    """The BERT-style encoder's config (inside the mean-pool wrapper for E5 models)."""
+    """The BERT-style encoder's config (inside the mean-pool or bi-encoder wrapper)."""
     from transformers import AutoConfig
 
-    import tinykd.teacher.mean_pool  # noqa: F401  registers the wrapper's config class
-
+    register_model_classes()
     config = AutoConfig.from_pretrained(source.directory)
     return getattr(config, "encoder", None) or config
 

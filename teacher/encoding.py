@@ -11,14 +11,26 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
-def encode_rows(tokenizer: PreTrainedTokenizerBase, rows: pd.DataFrame, max_length: int) -> list[dict]:
-    """One feature dict per row (unpadded `input_ids`, `attention_mask`; `labels` when rows have them)."""
+SIDE_B = "_b"  # suffix of the second text's inputs when the two texts of a pair are encoded apart
+
+
+def encode_rows(tokenizer: PreTrainedTokenizerBase, rows: pd.DataFrame, max_length: int,
+                sides: bool = False) -> list[dict]:
+    """One feature dict per row (unpadded `input_ids`, `attention_mask`; `labels` when rows have them).
+
+    A pair is one sequence `[CLS] a [SEP] b [SEP]` for a cross-encoder; with `sides` (a bi-encoder) each text is
+    its own sequence, the second under `input_ids_b` / `attention_mask_b`, each truncated to `max_length`."""
     second = rows["text_b"].tolist() if "text_b" in rows else None
-    encoded = tokenizer(rows["text_a"].tolist(), second, truncation=True, max_length=max_length)
-    features = [{key: encoded[key][i] for key in encoded.keys()} for i in range(len(rows))]
+    if sides and second is not None:
+        a, b = (tokenizer(texts, truncation=True, max_length=max_length) for texts in (rows["text_a"].tolist(), second))
+        names = ("input_ids", "attention_mask")
+        features = [{**{k: a[k][i] for k in names}, **{k + SIDE_B: b[k][i] for k in names}} for i in range(len(rows))]
+    else:
+        encoded = tokenizer(rows["text_a"].tolist(), second, truncation=True, max_length=max_length)
+        features = [{key: encoded[key][i] for key in encoded.keys()} for i in range(len(rows))]
     if "label" in rows:
         for feature, label in zip(features, rows["label"].tolist()):
             feature["labels"] = int(label)
@@ -55,13 +67,23 @@ def batched_logits(
 
     `forward` is the torch model or its ONNX Runtime graph: both see the same batches.
     """
-    collate = DataCollatorWithPadding(tokenizer)
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+    order = np.argsort([len(f["input_ids"]) + len(f.get("input_ids" + SIDE_B, ())) for f in features], kind="stable")
     logits = np.zeros((len(features), num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
-        batch = collate([{k: v for k, v in features[i].items() if k != "labels"} for i in index])
-        logits[index] = forward(dict(batch))  # (B, K)
+        batch = pad_features(tokenizer, [features[i] for i in index])
+        logits[index] = forward(batch)  # (B, K)
         if progress is not None:
             progress.update(len(index))
     return logits
+
+
+def pad_features(tokenizer: PreTrainedTokenizerBase, features: list[dict]) -> dict[str, torch.Tensor]:
+    """The model inputs of `features`, padded to a batch: each side of a pair encoded apart to its own longest row."""
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    batch = dict(tokenizer.pad([{k: f[k] for k in names if k in f} for f in features], return_tensors="pt"))
+    if "input_ids" + SIDE_B in features[0]:
+        side = tokenizer.pad([{k: f[k + SIDE_B] for k in names if k + SIDE_B in f} for f in features],
+                             return_tensors="pt")
+        batch |= {k + SIDE_B: v for k, v in side.items()}
+    return batch

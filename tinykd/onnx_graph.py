@@ -40,7 +40,9 @@ def export_logits_graph(model: torch.nn.Module, example: dict[str, np.ndarray], 
     """Trace `model` into an ONNX graph at `path` with inputs named and ordered as `example`'s keys, dynamic batch
     and sequence axes, transformers with eager attention; `model` keeps its own attention implementation."""
     names = list(example)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    # A siamese model's second text (`*_b`) has its own length: one shared axis name would tell ORT both are equal.
+    axes = {name: {0: "batch", 1: "sequence_b" if name.endswith("_b") else "sequence"} for name in names}
+    axes["logits"] = {0: "batch"}
     with warnings.catch_warnings(), eager_attention(model):
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         # The wrapper must be in eval mode itself: the exporter restores the wrapper's mode onto every submodule.

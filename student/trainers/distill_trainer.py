@@ -25,6 +25,7 @@ from tinykd.student.losses import AttentionInputs, LossBatch, loss_terms, terms_
 from tinykd.student.losses.hard import NO_TARGET
 from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair
 from tinykd.student.trainers.qkv_capture import capture_qkv
+from tinykd.teacher.encoding import pad_features
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ class LossSettings:
 
 @dataclass
 class DistillationCollator:
-    """Pads a list of feature dicts; carries `labels` and `teacher_logits` through as tensors."""
+    """Pads a list of feature dicts (each side of a bi-encoder's pair apart); carries `labels` and `teacher_logits`
+    through as tensors."""
 
     tokenizer: PreTrainedTokenizerBase
     num_labels: int
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        text = [{k: f[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in f} for f in features]
-        batch = dict(self.tokenizer.pad(text, return_tensors="pt"))
+        batch = pad_features(self.tokenizer, features)
         batch["labels"] = torch.tensor([f.get("labels", NO_TARGET) for f in features], dtype=torch.long)
         nan = [float("nan")] * self.num_labels
         batch["teacher_logits"] = torch.tensor([f.get("teacher_logits") or nan for f in features], dtype=torch.float32)

@@ -1,7 +1,8 @@
 """One tiny transformer student through its schedule: general -> task_relation -> task_prediction.
 
 ERNIE-Tiny's task distillation (TD1: last-layer self-attention relations; TD2: soft + hard labels) with
-any student shape and any teacher layer. Each schedule stage trains with `DistillationTrainer` in
+any student size and any teacher layer; for pair tasks the student is a cross-encoder like the teacher or a
+bi-encoder (`shape: bi`, soft + hard labels only). Each schedule stage trains with `DistillationTrainer` in
 `students/<name>/stages/<i>-<stage>/` (checkpoints every `save_steps`; a killed stage resumes), saves
 its model there, and the next stage warm-starts from it; a finished stage whose inputs are unchanged is
 not trained again. `task_prediction` stages keep their best dev epoch. The result is written like the
@@ -54,6 +55,7 @@ from tinykd.hf_training import (
 from tinykd.metrics import classification_metrics
 from tinykd.peoples_daily import read_peoples_daily
 from tinykd.student.losses.hard import NO_TARGET
+from tinykd.student.models.bi_encoder import BiEncoderForSequenceClassification, build_bi_encoder  # also registers the bi-encoder with the Auto classes
 from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
 from tinykd.student.trainers.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
 from tinykd.teacher.encoding import encode_rows, predict_logits
@@ -84,6 +86,7 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
     keep = _kept_tokens(config, spec, teacher_tokenizer, tables) if spec.prune_vocabulary else None
     tokenizer = prune_tokenizer(teacher_tokenizer, keep) if keep is not None else teacher_tokenizer
     model = _initial_student(spec, teacher_model, keep)
+    sides = spec.shape == "bi"  # a bi-encoder reads the two texts of a pair apart
     token_map = torch.tensor(keep) if keep is not None else None
 
     # Stage i's fingerprint covers the student's shape and init and stages 0..i only, so editing a later
@@ -103,7 +106,7 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
     for split in ("dev", "test"):
         rows = tables.split(split)
         t0 = time.perf_counter()
-        logits = predict_logits(model, tokenizer, encode_rows(tokenizer, rows, config.task.max_length),
+        logits = predict_logits(model, tokenizer, encode_rows(tokenizer, rows, config.task.max_length, sides),
                                 spec.eval_batch_size)
         figures[split] = classification_metrics(rows["label"].to_numpy(), logits.argmax(-1), names)
         figures[split]["seconds"] = round(time.perf_counter() - t0, 3)
@@ -129,7 +132,7 @@ def distill_transformer(config: Config, spec: TransformerStudentSpec, paths: Run
         "teacher_parameters": sum(p.numel() for p in teacher_model.parameters()),
         "vocabulary": len(tokenizer),
         "teacher_vocabulary": teacher_vocab,
-        "test_unknown_token_rate": _unknown_rate(tokenizer, tables.split("test"), config.task.max_length),
+        "test_unknown_token_rate": _unknown_rate(tokenizer, tables.split("test"), config.task.max_length, sides),
         "size_bytes": sum(f.stat().st_size for f in (out_dir / "model").iterdir()),
         "config": spec.model_dump(mode="json"),
         "environment": environment(spec.threads),
@@ -206,15 +209,18 @@ def _initial_student(spec: TransformerStudentSpec, teacher_model: PreTrainedMode
             raise ArtifactError(f"students.{spec.name}.checkpoint: {spec.checkpoint} holds no saved model "
                                 "(config.json); train the student that writes it first (list it earlier in students)")
         model = AutoModelForSequenceClassification.from_pretrained(spec.checkpoint)
+        if isinstance(model, BiEncoderForSequenceClassification) != (spec.shape == "bi"):
+            raise ValueError(f"students.{spec.name}.checkpoint: {spec.checkpoint} holds a "
+                             f"{'bi' if spec.shape != 'bi' else 'cross'}-encoder; this student has shape '{spec.shape}'")
         saved = spec.checkpoint / TOKEN_MAP
         saved_keep = json.loads(saved.read_text()) if saved.exists() else None
         if saved_keep != keep:
             raise ValueError(f"{spec.checkpoint}: its vocabulary differs from this student's; "
                              "use the same prune_vocabulary setting and data as the run that wrote it")
         return model
-    return build_tiny_transformer(teacher_model, spec.layers, spec.hidden, spec.heads, spec.intermediate,
-                                  init=spec.init, teacher_layers=spec.teacher_layers, keep_tokens=keep,
-                                  seed=spec.seed)
+    build = build_bi_encoder if spec.shape == "bi" else build_tiny_transformer
+    return build(teacher_model, spec.layers, spec.hidden, spec.heads, spec.intermediate, init=spec.init,
+                 teacher_layers=spec.teacher_layers, keep_tokens=keep, seed=spec.seed)
 
 
 def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, model, tokenizer, teacher_model,
@@ -228,9 +234,10 @@ def _run_stage(config, spec, stage: ScheduleStage, stage_dir: Path, stamp: str, 
     rows = tables.rows(data)
     if stage.max_rows is not None and len(rows) > stage.max_rows:
         rows = rows.sample(n=stage.max_rows, random_state=spec.seed).reset_index(drop=True)
-    features = _features(tokenizer, rows, config.task.max_length)
     predicting = stage.stage == "task_prediction"
-    dev = encode_rows(tokenizer, tables.split("dev"), config.task.max_length) if predicting else None
+    sides = spec.shape == "bi"
+    features = _features(tokenizer, rows, config.task.max_length, sides)
+    dev = encode_rows(tokenizer, tables.split("dev"), config.task.max_length, sides) if predicting else None
 
     work = stage_dir / "checkpoints"
     resume_from = prepare_checkpoints(work, stamp)
@@ -307,8 +314,8 @@ def _main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _features(tokenizer, rows: pd.DataFrame, max_length: int) -> list[dict]:
-    features = encode_rows(tokenizer, rows.drop(columns=["label"], errors="ignore"), max_length)
+def _features(tokenizer, rows: pd.DataFrame, max_length: int, sides: bool) -> list[dict]:
+    features = encode_rows(tokenizer, rows.drop(columns=["label"], errors="ignore"), max_length, sides)
     for feature, target, logits in zip(features, rows["target"].tolist(), rows["logits"].tolist()):
         feature["labels"] = int(target)
         if logits is not None:
@@ -323,7 +330,8 @@ def _save(model: PreTrainedModel, tokenizer, keep: list[int] | None, directory: 
         (directory / TOKEN_MAP).write_text(json.dumps(keep))
 
 
-def _unknown_rate(tokenizer, rows: pd.DataFrame, max_length: int) -> float:
+def _unknown_rate(tokenizer, rows: pd.DataFrame, max_length: int, sides: bool) -> float:
     """Share of test tokens the (pruned) vocabulary maps to the unknown token."""
-    ids = [i for f in encode_rows(tokenizer, rows, max_length) for i in f["input_ids"]]
+    ids = [i for f in encode_rows(tokenizer, rows, max_length, sides) for key in ("input_ids", "input_ids_b")
+           for i in f.get(key, ())]
     return float(np.mean([i == tokenizer.unk_token_id for i in ids])) if ids else 0.0

@@ -192,6 +192,9 @@ class Config(Section):
         return list(self.compress.models) if self.compress.models is not None else ["teacher", *(s.name for s in self.students)]
 
     def _check_schedule(self, i: int, spec: TransformerStudentSpec) -> None:
+        if spec.shape == "bi" and self.task.kind != "pair":
+            raise ValueError(f"students.{i} ({spec.name}): shape 'bi' embeds the two texts of a pair apart; "
+                             f"task.kind is '{self.task.kind}' (use shape 'cross')")
         self._check_stages(f"students.{i} ({spec.name}): schedule", spec.schedule, spec)
 
     def _check_stages(self, prefix: str, schedule: list, spec: TransformerStudentSpec) -> None:
@@ -205,6 +208,9 @@ class Config(Section):
             weights = stage.loss_weights
             if not any(weights.values()):
                 raise ValueError(f"{where}: every loss weight is 0")
+            if spec.shape == "bi" and weights["relation"]:
+                raise ValueError(f"{where}: a bi-encoder (shape 'bi') reads each text alone and the teacher reads the "
+                                 "pair, so their attention relations do not correspond: set losses.relation to 0")
             if data == "unlabeled" and (weights["soft"] or weights["hard"]):
                 raise ValueError(f"{where}: unlabeled text has no labels or teacher logits; use the relation loss only")
 

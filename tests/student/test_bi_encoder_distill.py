@@ -1,0 +1,99 @@
+"""A bi-encoder student on a pair task: distilled from the teacher's labels over gold and sampled pairs, saved,
+exported to ONNX with two texts of different lengths, and refused where it cannot apply."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import file_task, install_as_teacher, topic_rows, write_config
+from tests.tiny_models import save_tiny_teacher
+from tinykd import data_stage
+from tinykd.artifacts import RunPaths
+from tinykd.augment import stage as augment_stage
+from tinykd.compress import onnx_fp32
+from tinykd.compress.backend import BuildContext
+from tinykd.compress.model_source import ModelSource
+from tinykd.config_loading import load_config
+from tinykd.errors import ConfigError
+from tinykd.student import stage as distill_stage
+from tinykd.teacher import labeling
+
+BI = {"name": "bi", "kind": "transformer", "shape": "bi", "layers": 1, "hidden": 16, "heads": 2, "intermediate": 32,
+      "relation": {"heads": 2}, "save_steps": 50,
+      "schedule": [{"stage": "task_prediction", "epochs": 1, "batch_size": 16, "learning_rate": 1e-3}]}
+
+
+def _pair_rows(n: int, seed: int) -> list[tuple[str, str, int]]:
+    """Two reviews per row; label 1 when they share a topic (about a quarter of the rows)."""
+    reviews = topic_rows(2 * n, seed)
+    rng = random.Random(seed)
+    rows = []
+    for (topic_a, a), (topic_b, b) in zip(reviews[::2], reviews[1::2]):
+        if rng.random() < 0.2:  # make a positive from two reviews of a's topic
+            b = next(text for topic, text in reviews if topic == topic_a and text != a)
+            topic_b = topic_a
+        rows.append((a, b, int(topic_a == topic_b)))
+    return rows
+
+
+def _pair_task(tmp_path):
+    files = {}
+    for split, (n, seed) in {"train": (200, 0), "dev": (60, 1), "test": (60, 2)}.items():
+        files[split] = tmp_path / f"{split}.tsv"
+        files[split].write_text("text_a\ttext_b\tlabel\n" + "".join(f"{a}\t{b}\t{y}\n" for a, b, y in
+                                                                     _pair_rows(n, seed)), encoding="utf-8")
+    return file_task(files, kind="pair", columns={"text_b": "text_b"}, label_names=["different", "same"])
+
+
+def test_bi_encoder_distils_from_sampled_pairs_and_exports_with_two_lengths(tmp_path):
+    augment = {"multiplier": 2, "seed": 0, "ops": [{"op": "bm25_pair", "top_k": 3}, {"op": "random_pair"},
+                                                   {"op": "unk"}]}
+    config = load_config(write_config(tmp_path / "c.yaml", {
+        "task": _pair_task(tmp_path), "augment": augment, "students": [BI], "label": {"batch_size": 32}}))
+    paths = RunPaths(tmp_path / "run")
+    data_stage.run(config, paths)
+    augment_stage.run(config, paths)
+    texts = [text for seed in (0, 1, 2) for _, text in topic_rows(400, seed)]
+    install_as_teacher(paths, save_tiny_teacher(tmp_path / "teacher", texts))
+    labeling.run(config, paths)
+
+    result = distill_stage.run(config, paths)
+    out = paths.root / "students" / "bi"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert result.accuracy["bi"] == metrics["test"]["accuracy"]
+    assert json.loads((out / "model" / "config.json").read_text())["model_type"] == "tinykd-bi-encoder"
+    stage = json.loads((out / "stages" / "0-task_prediction" / "stage.json").read_text())
+    assert stage["data"] == "distilled" and stage["rows"] > 200  # gold + teacher-labelled sampled pairs
+
+    source = ModelSource.of("bi", paths, pair=True)
+    assert source.siamese and source.input_names == ["input_ids", "attention_mask", "input_ids_b", "attention_mask_b"]
+    batch = source.encode(["订单这次商品退款", "客服"], ["退款", "商品质量问题一直很差还是"], 32)
+    assert batch["input_ids"].shape[1] != batch["input_ids_b"].shape[1]  # each side padded to its own longest
+    built = onnx_fp32.build(source, _empty(tmp_path / "onnx"), BuildContext())
+    assert built["max_abs_logit_diff_vs_torch"] <= 1e-4
+    runner = onnx_fp32.load(source, tmp_path / "onnx", threads=1)
+    with torch.inference_mode():
+        torch_logits = source.load_torch()(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
+    np.testing.assert_allclose(runner(batch), torch_logits, atol=1e-4)
+
+
+def _empty(directory):
+    directory.mkdir()
+    return directory
+
+
+@pytest.mark.parametrize("change,message", [
+    ({}, "shape 'bi' embeds the two texts of a pair apart; task.kind is 'single'"),
+    ({"schedule": [{"stage": "task_relation"}]}, "set losses.relation to 0"),
+])
+def test_a_bi_encoder_is_refused_where_it_cannot_apply(sentiment_files, tmp_path, change, message):
+    task = file_task(sentiment_files)
+    if change:  # the relation check: on a pair task, so the shape check passes
+        task = _pair_task(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write_config(tmp_path / "c.yaml", {"task": task, "students": [BI | change]}))
