@@ -10,6 +10,9 @@ A backend module (`compress/<name>.py`) has three functions:
   Runtime's default: fastest for calls back to back, as the bench makes them) or must sleep (a server whose cores
   its HTTP front end shares); a backend without such a choice ignores it.
 
+A backend that can serve a siamese pair model against cached candidates also has
+`load_embedder(source, out, threads, spin_wait) -> Embedder` (`tinykd.compress.siamese_parts`).
+
 The table itself (`tinykd.backend_table`: name -> module, device, precision, ...) lives in the spine, where the
 config checks backend names against it; the stage and the benchmark harness only ever go through it.
 """
@@ -67,3 +70,11 @@ def load_runner(name: str, source: ModelSource, directory: Path, threads: int, s
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: missing; run the 'compress' stage first (python -m tinykd compress --config ...)")
     return info.load_module().load(source, directory, threads, spin_wait)
+
+
+def load_embedder(name: str, source: ModelSource, directory: Path, threads: int, spin_wait: bool = True):
+    """The `Embedder` of a built backend for a siamese model, or None where the backend has no cached-candidate
+    shape (`load_embedder`)."""
+    load_runner(name, source, directory, threads, spin_wait)  # the same checks: runnable here, built
+    module = backend(name).load_module()
+    return module.load_embedder(source, directory, threads, spin_wait) if hasattr(module, "load_embedder") else None

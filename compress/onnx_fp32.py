@@ -1,4 +1,5 @@
-"""ONNX Runtime fp32: the model exported to ONNX (dynamic batch and sequence axes), checked against torch."""
+"""ONNX Runtime fp32: the model exported to ONNX (dynamic batch and sequence axes), checked against torch; a siamese
+pair model also as its embed and compare graphs (the cached-candidate serving shape, `siamese_parts`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
 from tinykd.compress.onnx_export import export_onnx, verify
+from tinykd.compress.siamese_parts import EMBED_FILE, OrtEmbedder, export_parts
+from tinykd.errors import ArtifactError
 from tinykd.onnx_graph import FP32_ATOL, OrtRunner
 
 FILE = "model.onnx"
+RECIPE = 2  # build version, in the compress fingerprint: 2: a siamese model also gets its embed / compare graphs
 
 
 def unavailable() -> str | None:
@@ -24,9 +28,16 @@ def unavailable() -> str | None:
 def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     model = source.load_torch()
     export_onnx(source, model, out / FILE, context.opset)
-    return {"file": FILE, "max_abs_logit_diff_vs_torch": verify(source, model, out / FILE, FP32_ATOL),
-            "tolerance": FP32_ATOL}
+    facts = {"file": FILE, "max_abs_logit_diff_vs_torch": verify(source, model, out / FILE, FP32_ATOL),
+             "tolerance": FP32_ATOL}
+    return facts | (export_parts(source, model, out, context.opset) if source.siamese else {})
 
 
 def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtRunner:
     return OrtRunner(out / FILE, threads, spin_wait)
+
+
+def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtEmbedder:
+    if not (out / EMBED_FILE).is_file():
+        raise ArtifactError(f"{out}: no {EMBED_FILE}; re-run the 'compress' stage (older builds lack the siamese parts)")
+    return OrtEmbedder(out, threads, spin_wait)

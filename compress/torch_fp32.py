@@ -9,6 +9,7 @@ import torch
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource, to_torch
+from tinykd.compress.siamese_parts import TorchEmbedder
 
 
 def unavailable() -> str | None:
@@ -31,3 +32,7 @@ class TorchRunner:
 
 def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchRunner:
     return TorchRunner(source.load_torch(), threads)
+
+
+def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchEmbedder:
+    return TorchEmbedder(source.load_torch(), threads)

@@ -15,6 +15,7 @@ from torch import nn
 
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
+from tinykd.compress.siamese_parts import TorchEmbedder
 from tinykd.compress.torch_fp32 import TorchRunner
 
 FILE = "model_int8.pt"
@@ -42,6 +43,14 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
 
 
 def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchRunner:
+    return TorchRunner(_quantized(source, out), threads)
+
+
+def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> TorchEmbedder:
+    return TorchEmbedder(_quantized(source, out), threads)
+
+
+def _quantized(source: ModelSource, out: Path) -> nn.Module:
     model = quantize(source.load_torch())
     model.load_state_dict(torch.load(out / FILE, weights_only=False))
-    return TorchRunner(model.eval(), threads)
+    return model.eval()

@@ -39,15 +39,23 @@ class LogitsOnly(torch.nn.Module):
 def export_logits_graph(model: torch.nn.Module, example: dict[str, np.ndarray], path: Path, opset: int) -> None:
     """Trace `model` into an ONNX graph at `path` with inputs named and ordered as `example`'s keys, dynamic batch
     and sequence axes, transformers with eager attention; `model` keeps its own attention implementation."""
+    export_graph(LogitsOnly(model, list(example)), model, example, path, opset)
+
+
+def export_graph(module: torch.nn.Module, model: torch.nn.Module, example: dict[str, np.ndarray], path: Path,
+                 opset: int, output: str = "logits") -> None:
+    """Trace `module` (positional inputs in `example`'s key order -> one tensor named `output`), a wrapper around
+    `model`, with dynamic batch and sequence axes (a 2-D float input: batch only) and eager attention."""
     names = list(example)
     # A siamese model's second text (`*_b`) has its own length: one shared axis name would tell ORT both are equal.
-    axes = {name: {0: "batch", 1: "sequence_b" if name.endswith("_b") else "sequence"} for name in names}
-    axes["logits"] = {0: "batch"}
+    axes = {name: {0: "batch", 1: "sequence_b" if name.endswith("_b") else "sequence"}
+            if example[name].dtype == np.int64 else {0: "batch"} for name in names}
+    axes[output] = {0: "batch"}
     with warnings.catch_warnings(), eager_attention(model):
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         # The wrapper must be in eval mode itself: the exporter restores the wrapper's mode onto every submodule.
-        torch.onnx.export(LogitsOnly(model, names).eval(), tuple(torch.from_numpy(example[n]) for n in names),
-                          str(path), input_names=names, output_names=["logits"], dynamic_axes=axes,
+        torch.onnx.export(module.eval(), tuple(torch.from_numpy(example[n]) for n in names),
+                          str(path), input_names=names, output_names=[output], dynamic_axes=axes,
                           opset_version=opset, dynamo=False)
 
 
@@ -101,5 +109,7 @@ class OrtRunner:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
 
+        self.output = self.session.get_outputs()[0].name  # logits; a bi-encoder's parts: embedding, logits
+
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(["logits"], {n: inputs[n] for n in self.names})[0]  # (B, K)
+        return self.session.run([self.output], {n: inputs[n] for n in self.names})[0]  # (B, K) / (B, D)

@@ -79,6 +79,15 @@ class SmallStudent(PreTrainedModel):
     def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) token ids of one text -> (B, D): what a pair model caches for a candidate set."""
+        return self.encode(ids, mask.bool())
+
+    def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Pair models: embeddings (B, D) of each side -> logits (B, K); u (1, D) against v (C, D) broadcasts."""
+        u = u.expand_as(v) if u.shape[0] == 1 else u
+        return self.head(self.dropout(torch.cat([u, v, (u - v).abs(), u * v], dim=-1)))  # (B, 4D) -> (B, K)
+
     def forward(
         self,
         input_ids: torch.Tensor,  # (B, L)
@@ -88,13 +97,13 @@ class SmallStudent(PreTrainedModel):
         labels: torch.Tensor | None = None,
     ) -> SequenceClassifierOutput:
         mask = attention_mask if attention_mask is not None else input_ids != 0
-        u = self.encode(input_ids, mask.bool())  # (B, D)
+        u = self.embed(input_ids, mask)  # (B, D)
         if self.config.pair:
             if input_ids_b is None:
                 raise ValueError("this student was built for text pairs: pass input_ids_b")
             mask_b = attention_mask_b if attention_mask_b is not None else input_ids_b != 0
-            v = self.encode(input_ids_b, mask_b.bool())  # (B, D)
-            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)  # (B, 4D)
-        logits = self.head(self.dropout(u))  # (B, K)
+            logits = self.compare(u, self.embed(input_ids_b, mask_b))  # (B, K)
+        else:
+            logits = self.head(self.dropout(u))  # (B, K)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -76,10 +76,17 @@ def test_bi_encoder_distils_from_sampled_pairs_and_exports_with_two_lengths(tmp_
     assert batch["input_ids"].shape[1] != batch["input_ids_b"].shape[1]  # each side padded to its own longest
     built = onnx_fp32.build(source, _empty(tmp_path / "onnx"), BuildContext())
     assert built["max_abs_logit_diff_vs_torch"] <= 1e-4
+    assert built["parts"] == ["embed.onnx", "compare.onnx"] and built["parts_max_abs_diff_vs_torch"] <= 1e-4
+    embedder = onnx_fp32.load_embedder(source, tmp_path / "onnx", threads=1)
+    candidates = embedder.embed({"input_ids": batch["input_ids_b"], "attention_mask": batch["attention_mask_b"]})
+    query = embedder.embed({"input_ids": batch["input_ids"][:1], "attention_mask": batch["attention_mask"][:1]})
+    cached = embedder.compare(query, candidates)  # the first query against both cached candidates
     runner = onnx_fp32.load(source, tmp_path / "onnx", threads=1)
     with torch.inference_mode():
         torch_logits = source.load_torch()(**{k: torch.from_numpy(v) for k, v in batch.items()}).logits.numpy()
     np.testing.assert_allclose(runner(batch), torch_logits, atol=1e-4)
+    first_against_both = source.encode(["订单这次商品退款"] * 2, ["退款", "商品质量问题一直很差还是"], 32)
+    np.testing.assert_allclose(cached, runner(first_against_both), atol=1e-4)  # cached = uncached scoring
 
 
 def _empty(directory):
