@@ -8,7 +8,8 @@ model in torch fp32, parameters, size on disk, QPS, p99, speed-up over the teach
 speed-up over the teacher on the same backend (the figure a GPU run, which has no CPU fp32 row, is read by), and
 the verdict. Macro-F1 and the F1 of each class (a table per class × model, at torch fp32) are the compress
 stage's figures for the same builds, read from the bench rows when they carry them, else from
-`compressed/<model>/<backend>/metrics.json`. Writes `report/report.md`, a self-contained `report/report.html`
+`compressed/<model>/<backend>/metrics.json`. A pair task benched with `bench.candidates` gets a section on the
+query-against-cached-candidates shape (`report_candidates`). Writes `report/report.md`, a self-contained `report/report.html`
 (plots embedded) and the PNGs.
 """
 
@@ -25,6 +26,7 @@ import pandas as pd
 from tinykd.artifacts import RunPaths, atomic_path, read_json, require
 from tinykd.benchmarks import report_plots
 from tinykd.benchmarks.pareto import pareto_front
+from tinykd.benchmarks.report_candidates import CandidateSection, candidate_section
 from tinykd.benchmarks.report_load import LoadSection, load_section
 from tinykd.benchmarks.report_search import SearchSection, search_section
 from tinykd.benchmarks.stage import with_speedups
@@ -245,7 +247,7 @@ PER_CLASS_TEXT = ("Test split, each model in torch fp32 (its first benchmarked b
 def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                        document: dict, rows: pd.DataFrame, front: pd.DataFrame,
                        search: SearchSection | None = None, per_class: pd.DataFrame | None = None,
-                       load: LoadSection | None = None) -> str:
+                       load: LoadSection | None = None, candidates: CandidateSection | None = None) -> str:
     budget = config.budget
     lines = [f"# tinykd report: {config.task.name}", ""]
     ship = (document.get("ship") or {}).get("line")
@@ -269,6 +271,8 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
               "threads, CUDA fp16. For int8 backends it is an effective rate and may pass 100 %; a forward in the "
               "peak's own precision cannot, so a share over 100 % there is a measurement error.", "",
               peak.to_markdown(index=False, disable_numparse=True), ""]
+    if candidates is not None:
+        lines += candidates.markdown()
     if load is not None:
         lines += load.markdown()
     if search is not None:
@@ -284,7 +288,7 @@ def _markdown_document(config: Config, cell: ReferenceCell, shown: pd.DataFrame,
 def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, shown: pd.DataFrame, peak: pd.DataFrame,
                    document: dict, rows: pd.DataFrame, front: pd.DataFrame, plot_dir: Path,
                    search: SearchSection | None = None, per_class: pd.DataFrame | None = None,
-                   load: LoadSection | None = None) -> str:
+                   load: LoadSection | None = None, candidates: CandidateSection | None = None) -> str:
     esc = html.escape
     budget = config.budget
     ship = (document.get("ship") or {}).get("line")
@@ -313,6 +317,7 @@ def _html_document(markdown_title: str, config: Config, cell: ReferenceCell, sho
                else "")
             + f"{images}"
             f"<h2>{PEAK_TITLE}</h2>{peak.to_html(index=False, escape=True, border=0)}"
+            + (candidates.html() if candidates is not None else "")
             + (load.html() if load is not None else "")
             + (search.html() if search is not None else "")
             + (f"<h2>Not measured</h2><ul>{skipped}</ul>" if skipped else "")
@@ -338,12 +343,13 @@ def run(config: Config, paths: RunPaths) -> ReportResult:
     peak = _peak_table(rows)
     search = search_section(paths, config.search.study_name if config.search else None)  # None before `make search`
     load = load_section(paths, out)  # None before `make load`
+    candidates = candidate_section(paths, config.task.display_names[-1])  # None unless bench.candidates
     title = f"tinykd report: {config.task.name}"
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search, per_class, load),
-                       encoding="utf-8")
+        tmp.write_text(_markdown_document(config, cell, shown, peak, document, rows, front, search, per_class, load,
+                                          candidates), encoding="utf-8")
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(_html_document(title, config, cell, shown, peak, document, rows, front, out, search, per_class,
-                                      load), encoding="utf-8")
+                                      load, candidates), encoding="utf-8")
     decision = (document.get("ship") or {}).get("line") or "no budget section: no verdict"
     return ReportResult(out / "report.md", decision)

@@ -11,7 +11,8 @@ so each row also says what fraction of it the model-only forward reaches (FLOPs 
 int8 backends an effective rate that may pass 100 %; for a forward in the peak's own precision a share
 over 100 % is flagged as a measurement error). Peak RSS comes from one short child process per model × backend (see `footprint`).
 Writes `bench/results.parquet` and `bench/results.json`, and with a `budget` section `bench/verdicts.csv`
-and the pick to ship.
+and the pick to ship. With `bench.candidates` (pair tasks) it also times the query-against-cached-candidates shape
+(`candidates`) into `bench/candidates.parquet`.
 
 Which pairs run: with `bench.backends` set, a listed backend that cannot run here (not implemented, a
 missing package, no CUDA) is an error; with the default (`compress.backends`) it is skipped and the
@@ -43,6 +44,7 @@ from tinykd.artifacts import (
     write_parquet,
 )
 from tinykd.benchmarks.budget import ShipDecision, Verdict, judge_results, ship
+from tinykd.benchmarks.candidates import time_candidates
 from tinykd.benchmarks.footprint import Footprint, FootprintSpec, measure_footprint
 from tinykd.benchmarks.gemm_peak import ForwardFlops, GemmPeak, best_of, gemm_peak
 from tinykd.benchmarks.harness import (
@@ -457,6 +459,12 @@ def run(config: Config, paths: RunPaths, footprint: bool | None = None) -> Bench
     if config.bench.floor:
         frame = pd.concat([frame, floor_rows(config, paths, requests, env, started)], ignore_index=True)
     frame = with_speedups(frame)
+    candidates = paths.bench_dir / "candidates.parquet"
+    if config.bench.candidates:
+        write_parquet(candidates, time_candidates(config, paths, sources, pairs, requests, seq_len or
+                                                  config.task.max_length))
+    else:
+        candidates.unlink(missing_ok=True)  # figures of an earlier sweep would look current
     verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []
     decision = ship(verdicts) if config.budget else None
     write_results(paths, frame, env, peaks, skipped, verdicts, decision, stamp)

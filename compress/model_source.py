@@ -92,24 +92,25 @@ class ModelSource:
         """Tokenize one batch: int64 arrays (B, L), padded to the batch's longest row, truncated to max_length."""
         if self.pair and texts_b is None:
             raise ArtifactError(f"{self.name}: a pair-task model needs text_b")
-        if self.family == "small":
-            tokenizer = self.tokenizer
-            out = {}
-            for suffix, texts in (("", texts_a), ("_b", texts_b if self.pair else None)):
-                if texts is None:
-                    continue
-                ids, mask = tokenizer.pad_arrays([tokenizer.token_ids(t)[:max_length] for t in texts])
-                out[f"input_ids{suffix}"], out[f"attention_mask{suffix}"] = ids, mask.astype(np.int64)
-            return out
-        if self.siamese:  # a bi-encoder: each text its own [CLS] text [SEP], no token types
-            out = {}
-            for suffix, texts in (("", texts_a), ("_b", texts_b)):
-                encoded = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
-                out |= {f"{name}{suffix}": encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
+        if self.siamese or self.family == "small":
+            out = self.encode_side(texts_a, max_length)
+            if self.pair:
+                out |= {f"{name}_b": array for name, array in self.encode_side(texts_b, max_length).items()}
             return out
         encoded = self.tokenizer(texts_a, texts_b if self.pair else None, truncation=True, max_length=max_length,
                                  padding=True, return_tensors="np")
         return {name: encoded[name].astype(np.int64) for name in self.input_names}
+
+    def encode_side(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
+        """One text per row, on its own: `input_ids`, `attention_mask` (B, L), padded to the longest. A siamese
+        model's each side, and a single-text small student's whole input."""
+        if self.family == "small":
+            tokenizer = self.tokenizer
+            ids, mask = tokenizer.pad_arrays([tokenizer.token_ids(t)[:max_length] for t in texts])
+            return {"input_ids": ids, "attention_mask": mask.astype(np.int64)}
+        # a bi-encoder: each text its own [CLS] text [SEP], no token types
+        encoded = self.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="np")
+        return {name: encoded[name].astype(np.int64) for name in ("input_ids", "attention_mask")}
 
     def example_inputs(self, max_length: int = 16) -> dict[str, np.ndarray]:
         """Two short rows of different lengths: what export traces and verification compares on."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -15,7 +17,10 @@ from tests.tiny_models import save_tiny_teacher
 from tinykd import data_stage
 from tinykd.artifacts import RunPaths
 from tinykd.augment import stage as augment_stage
+from tinykd.benchmarks import report as report_stage
+from tinykd.benchmarks import stage as bench_stage
 from tinykd.compress import onnx_fp32
+from tinykd.compress import stage as compress_stage
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
 from tinykd.config_loading import load_config
@@ -50,19 +55,32 @@ def _pair_task(tmp_path):
     return file_task(files, kind="pair", columns={"text_b": "text_b"}, label_names=["different", "same"])
 
 
-def test_bi_encoder_distils_from_sampled_pairs_and_exports_with_two_lengths(tmp_path):
+SMALL = {"name": "bow", "kind": "bow", "tokens": "char", "epochs": 2, "min_freq": 1, "embedding_dim": 16,
+         "hidden_size": 16}
+FAST_BENCH = {"batch_sizes": [1], "rows": 16, "duration_s": 0.05, "warmup_s": 0, "repeats": 2, "min_calls": 1,
+              "floor": False, "footprint": False, "candidates": 8, "candidate_queries": 3}
+
+
+@pytest.fixture(scope="module")
+def pair_run(tmp_path_factory):
+    """A pair task labelled by a tiny teacher, with a bi-encoder and a siamese BOW distilled."""
+    tmp_path = tmp_path_factory.mktemp("pairs")
     augment = {"multiplier": 2, "seed": 0, "ops": [{"op": "bm25_pair", "top_k": 3}, {"op": "random_pair"},
                                                    {"op": "unk"}]}
     config = load_config(write_config(tmp_path / "c.yaml", {
-        "task": _pair_task(tmp_path), "augment": augment, "students": [BI], "label": {"batch_size": 32}}))
+        "task": _pair_task(tmp_path), "augment": augment, "students": [BI, SMALL], "label": {"batch_size": 32},
+        "compress": {"backends": ["torch-fp32", "onnx-fp32"]}, "bench": FAST_BENCH}))
     paths = RunPaths(tmp_path / "run")
     data_stage.run(config, paths)
     augment_stage.run(config, paths)
     texts = [text for seed in (0, 1, 2) for _, text in topic_rows(400, seed)]
     install_as_teacher(paths, save_tiny_teacher(tmp_path / "teacher", texts))
     labeling.run(config, paths)
+    return config, paths, distill_stage.run(config, paths)
 
-    result = distill_stage.run(config, paths)
+
+def test_bi_encoder_distils_from_sampled_pairs_and_exports_with_two_lengths(pair_run, tmp_path):
+    config, paths, result = pair_run
     out = paths.root / "students" / "bi"
     metrics = json.loads((out / "metrics.json").read_text())
     assert result.accuracy["bi"] == metrics["test"]["accuracy"]
@@ -104,3 +122,24 @@ def test_a_bi_encoder_is_refused_where_it_cannot_apply(sentiment_files, tmp_path
         task = _pair_task(tmp_path)
     with pytest.raises(ConfigError, match=message):
         load_config(write_config(tmp_path / "c.yaml", {"task": task, "students": [BI | change]}))
+
+
+def test_bench_times_the_cached_candidate_shape_beside_the_teachers_pairs(pair_run):
+    """Every model serves the same queries against the same candidates: the siamese ones from cached vectors (whose
+    test predictions equal the pair graph's), the cross-encoder teacher as C pairs per query."""
+    config, paths, _ = pair_run
+    compress_stage.run(config, paths)
+    bench_stage.run(config, paths)
+    rows = pd.read_parquet(paths.bench_dir / "candidates.parquet").set_index(["model", "backend"])
+    assert set(rows.index) == {(m, b) for m in ("teacher", "bi", "bow") for b in ("torch-fp32", "onnx-fp32")}
+    assert (rows["candidates"] == 8).all() and (rows["queries"] == 3).all() and (rows["calls"] >= 6).all()
+    assert set(rows.loc["teacher", "shape"]) == {"pairs"} and set(rows.loc[["bi", "bow"], "shape"]) == {"cached"}
+    siamese = rows.loc[["bi", "bow"]]
+    assert (siamese["cached_agreement_with_pairs"] == 1.0).all() and (siamese["index_s"] > 0).all()
+    for model in ("bi", "bow"):  # the cached path's test accuracy is the pair graph's, recorded by compress
+        recorded = json.loads((paths.compressed(model, "onnx-fp32") / "metrics.json").read_text())
+        assert rows.loc[(model, "onnx-fp32"), "cached_accuracy"] == pytest.approx(recorded["test"]["accuracy"], abs=0.02)
+    assert rows.loc[("teacher", "torch-fp32"), "speedup_vs_teacher_fp32"] == pytest.approx(1.0)
+    assert (rows["pairs_scored_per_s"] == rows["queries_per_s"] * 8).all()
+    report = report_stage.run(config, paths).path.read_text(encoding="utf-8")
+    assert "## Query against 8 cached candidates" in report and re.search(r"\| bi +\| onnx-fp32 +\| cached +\|", report)

@@ -29,6 +29,10 @@ class BenchConfig(Section):
                            "is a percentile and not the maximum of a few calls (whole passes)")
     repeats: int = Field(default=3, ge=1)
     floor: bool = Field(default=True, description="also fit and time the TF-IDF + logistic regression floor")
+    candidates: int = Field(default=0, ge=0, description="pair tasks: also time the query-against-cached-candidates "
+                            "shape against this many distinct second texts of the test split (0: not timed)")
+    candidate_queries: int = Field(default=16, ge=1, description="queries of that shape, one call each (the first "
+                                   "texts of the request sequence), served in whole passes")
     footprint: bool = Field(default=True, description="measure each model x backend's peak RSS in a child process "
                             "(a few seconds per pair); false: NaN memory columns")
 

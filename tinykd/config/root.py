@@ -228,6 +228,13 @@ class Config(Section):
         return None
 
     @model_validator(mode="after")
+    def _candidates_need_pairs(self) -> Config:
+        if self.bench.candidates and self.task.kind != "pair":
+            raise ValueError(f"bench.candidates: the cached-candidate shape scores a query against second texts; "
+                             f"task.kind is '{self.task.kind}' (set bench.candidates to 0)")
+        return self
+
+    @model_validator(mode="after")
     def _pool_fits_task(self) -> Config:
         if self.augment is not None and self.augment.unlabeled and self.task.kind == "pair":
             raise ValueError("augment.unlabeled: a pool gives single texts, but task.kind is 'pair'")

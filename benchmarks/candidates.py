@@ -1,0 +1,169 @@
+"""Bench shape "query against cached candidates": how a matcher serves, beside the pair-in, label-out cells.
+
+A request is one query scored against every text of a fixed candidate set: the first `bench.candidates` distinct
+second texts of the test split. A siamese model (bi-encoder, siamese BOW/TextCNN/BiLSTM) embeds the set once before
+timing (`index_s`) and per query embeds the query and compares its vector with every cached one; a cross-encoder
+(the teacher, cross students) has nothing to cache and scores the query paired with every candidate, C rows per
+call. Either way a query's answer is C labels. Every model serves the same queries (the first
+`bench.candidate_queries` first texts of the bench's request sequence) in whole passes, one query per call, for
+at least `bench.duration_s` per repeat, repeats interleaved across models, at the largest of `bench.threads`.
+
+Each siamese model × backend is also scored on the whole test split through the cached path (every distinct text
+embedded once): its accuracy and F1 of the positive class, and the share of predictions equal to the pair graph's
+on the bench's request rows (cached and uncached scoring must agree).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+from tqdm.auto import tqdm
+
+from tinykd.artifacts import RunPaths, require
+from tinykd.benchmarks.harness import RequestSequence, pinned_threads
+from tinykd.compress.backend import Runner, load_embedder, load_runner
+from tinykd.compress.model_source import ModelSource
+from tinykd.compress.siamese_parts import Embedder
+from tinykd.config import Config
+
+SHAPE_CACHED, SHAPE_PAIRS = "cached", "pairs"  # a siamese model's cached candidates; a cross-encoder's C pairs
+EMBED_BATCH = 64  # texts per embed call when indexing
+
+
+@dataclass(frozen=True)
+class CandidateWork:
+    candidates: tuple[str, ...]  # the cached side, in order
+    queries: tuple[str, ...]  # one call each
+
+
+def candidate_work(config: Config, paths: RunPaths, requests: RequestSequence) -> CandidateWork:
+    test = pd.read_parquet(require(paths.split("test"), "data"))
+    candidates = tuple(dict.fromkeys(test["text_b"]))[: config.bench.candidates]
+    return CandidateWork(candidates, tuple(dict.fromkeys(requests.texts_a))[: config.bench.candidate_queries])
+
+
+class _Cached:
+    """A siamese model: candidates embedded once; a query is one embed and one compare against all of them."""
+
+    def __init__(self, source: ModelSource, embedder: Embedder, seq_len: int, candidates: tuple[str, ...]) -> None:
+        self.source, self.embedder, self.seq_len = source, embedder, seq_len
+        started = time.perf_counter()
+        self.vectors = embed_texts(source, embedder, list(candidates), seq_len)  # (C, D)
+        self.index_s = time.perf_counter() - started
+
+    def __call__(self, query: str) -> np.ndarray:
+        u = self.embedder.embed(self.source.encode_side([query], self.seq_len))  # (1, D)
+        return self.embedder.compare(u, self.vectors)  # (C, K)
+
+
+class _Pairs:
+    """A cross-encoder: the query paired with every candidate, one call of C rows."""
+
+    index_s = 0.0
+
+    def __init__(self, source: ModelSource, runner: Runner, seq_len: int, candidates: tuple[str, ...]) -> None:
+        self.source, self.runner, self.seq_len, self.candidates = source, runner, seq_len, list(candidates)
+
+    def __call__(self, query: str) -> np.ndarray:
+        return self.runner(self.source.encode([query] * len(self.candidates), self.candidates, self.seq_len))
+
+
+def embed_texts(source: ModelSource, embedder: Embedder, texts: list[str], seq_len: int) -> np.ndarray:
+    """(N, D) embeddings of `texts`, in batches of similar length."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    vectors = None
+    for start in range(0, len(texts), EMBED_BATCH):
+        index = order[start : start + EMBED_BATCH]
+        batch = [texts[i] for i in index]
+        out = embedder.embed(source.encode_side(batch, seq_len))  # (B, D)
+        vectors = np.zeros((len(texts), out.shape[1]), dtype=np.float32) if vectors is None else vectors
+        vectors[index] = out
+    return vectors
+
+
+def cached_test_scores(source: ModelSource, embedder: Embedder, runner: Runner, test: pd.DataFrame,
+                       requests: RequestSequence, seq_len: int) -> dict:
+    """The test split through the cached path: accuracy, F1 of the positive (last) class; and agreement with the
+    pair graph on the request rows."""
+    texts = list(dict.fromkeys([*test["text_a"], *test["text_b"]]))
+    vectors = embed_texts(source, embedder, texts, seq_len)
+    where = {text: i for i, text in enumerate(texts)}
+    u, v = vectors[test["text_a"].map(where).to_numpy()], vectors[test["text_b"].map(where).to_numpy()]
+    predicted = np.concatenate([embedder.compare(u[s:s + 1024], v[s:s + 1024]).argmax(1)
+                                for s in range(0, len(test), 1024)])
+    labels = test["label"].to_numpy()
+    rows = list(requests.row_ids)
+    pairs = runner(source.encode(list(test["text_a"].iloc[rows]), list(test["text_b"].iloc[rows]), seq_len))
+    return {"accuracy": float((predicted == labels).mean()),
+            "positive_f1": float(f1_score(labels, predicted, pos_label=int(labels.max()), zero_division=0)),
+            "agreement_with_pairs": float((pairs.argmax(1) == predicted[rows]).mean())}
+
+
+def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSource], pairs: list,
+                    requests: RequestSequence, seq_len: int) -> pd.DataFrame:
+    """One row per model × backend in the candidate shape: queries per second, latency per query, index time and,
+    for siamese models, the cached path's test figures."""
+    bench, threads = config.bench, max(config.bench.threads)
+    work = candidate_work(config, paths, requests)
+    test = pd.read_parquet(paths.split("test"))
+    scorers, extra = {}, {}
+    for pair in tqdm(pairs, desc="candidates: index", unit="model"):
+        source, directory = sources[pair.model], paths.compressed(pair.model, pair.backend)
+        runner = load_runner(pair.backend, source, directory, threads)
+        if source.siamese:
+            embedder = load_embedder(pair.backend, source, directory, threads)
+            if embedder is None:
+                continue  # this backend has no cached shape (e.g. a fused or int8 ONNX graph of the whole pair)
+            with pinned_threads(threads):
+                scorers[pair] = _Cached(source, embedder, seq_len, work.candidates)
+                extra[pair] = cached_test_scores(source, embedder, runner, test, requests, seq_len)
+        else:
+            scorers[pair] = _Pairs(source, runner, seq_len, work.candidates)
+    windows = {pair: [] for pair in scorers}
+    with tqdm(total=bench.repeats * len(scorers), desc="candidates", unit="window") as bar, pinned_threads(threads):
+        for repeat in range(bench.repeats):
+            order = list(scorers)
+            shift = repeat % len(order)
+            for pair in order[shift:] + order[:shift]:
+                scorer = scorers[pair]
+                scorer(work.queries[-1])  # warm-up call: not the first timed one
+                windows[pair].append(_window(scorer, work.queries, bench.duration_s))
+                bar.update()
+    records = []
+    for pair, measured in windows.items():
+        latency = np.concatenate([w[1] for w in measured]) * 1e3
+        qps = np.asarray([len(w[1]) / w[0] for w in measured])
+        records.append({
+            "model": pair.model, "backend": pair.backend,
+            "shape": SHAPE_CACHED if sources[pair.model].siamese else SHAPE_PAIRS,
+            "candidates": len(work.candidates), "queries": len(work.queries), "threads": threads, "seq_len": seq_len,
+            "queries_per_s": float(np.median(qps)), "qps_min": float(qps.min()), "qps_max": float(qps.max()),
+            "p50_ms": float(np.percentile(latency, 50)), "p99_ms": float(np.percentile(latency, 99)),
+            "pairs_scored_per_s": float(np.median(qps)) * len(work.candidates),
+            "index_s": scorers[pair].index_s, "calls": int(len(latency)),
+            **{f"cached_{k}": v for k, v in extra.get(pair, {}).items()},
+        })
+    frame = pd.DataFrame(records)
+    teacher = frame[frame["model"] == "teacher"]
+    fp32 = teacher.loc[teacher["backend"] == "torch-fp32", "queries_per_s"]
+    frame["speedup_vs_teacher_fp32"] = frame["queries_per_s"] / (fp32.iat[0] if len(fp32) else np.nan)
+    frame["speedup_vs_teacher_best"] = frame["queries_per_s"] / (teacher["queries_per_s"].max() if len(teacher)
+                                                                  else np.nan)
+    return frame
+
+
+def _window(scorer, queries: tuple[str, ...], duration_s: float) -> tuple[float, np.ndarray]:
+    """Whole passes over `queries`, one call each, until `duration_s`: (elapsed seconds, per-call seconds)."""
+    latency, start = [], time.perf_counter()
+    previous = start
+    while previous - start < duration_s:
+        for query in queries:
+            scorer(query).argmax(1)  # (C,) labels
+            now = time.perf_counter()
+            latency.append(now - previous)
+            previous = now
+    return previous - start, np.asarray(latency)
