@@ -4,7 +4,8 @@ A matcher embeds its candidate set once and keeps the vectors; a query then cost
 `compare` of its vector with every cached one. A backend that can serve that shape offers
 `load_embedder(source, out, threads, spin_wait) -> Embedder` beside `load`: torch fp32 and int8 run the model's
 own `embed` / `compare`; ONNX fp32 exports each part as its own graph (`embed.onnx`, `compare.onnx`), checked
-against torch like the whole model.
+against torch like the whole model; ONNX int8 dynamic quantizes the embed graph (fused first for transformers)
+and keeps the small compare head in fp32.
 """
 
 from __future__ import annotations
@@ -86,14 +87,14 @@ def export_parts(source: ModelSource, model: torch.nn.Module, out: Path, opset: 
         vectors = model.embed(*(torch.from_numpy(side[n]) for n in SIDE)).numpy()
     export_graph(_EmbedPart(model), model, side, out / EMBED_FILE, opset, output="embedding")
     export_graph(_ComparePart(model), model, {"u": vectors, "v": vectors[::-1].copy()}, out / COMPARE_FILE, opset)
-    difference = _parts_difference(source, model, OrtEmbedder(out, threads=1))
+    difference = parts_difference(source, model, OrtEmbedder(out, threads=1))
     if difference > FP32_ATOL:
         raise ArtifactError(f"{out}: the embed / compare graphs differ from torch by {difference:.2e} "
                             f"(> {FP32_ATOL:.0e}) for {source.name}; not kept")
     return {"parts": [EMBED_FILE, COMPARE_FILE], "parts_max_abs_diff_vs_torch": difference}
 
 
-def _parts_difference(source: ModelSource, model: torch.nn.Module, embedder: Embedder) -> float:
+def parts_difference(source: ModelSource, model: torch.nn.Module, embedder: Embedder) -> float:
     """Largest |difference| from torch of the candidate shape: each query against every candidate of a batch."""
     worst = 0.0
     reference = TorchEmbedder(model, threads=1)
