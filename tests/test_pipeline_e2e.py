@@ -99,9 +99,11 @@ def test_pair_task_runs_end_to_end(tmp_path):
     _run_all(
         "configs/lcqmc.yaml", tmp_path,
         "task.max_rows.train=200", "task.max_rows.dev=50", "task.max_rows.test=100",
-        "teacher.epochs=1", "teacher.freeze_embeddings=true", "teacher.prune_vocabulary=true", "label.splits=[test]",
+        "teacher.epochs=1", "teacher.freeze_embeddings=true", "augment.multiplier=2", "students.bow.epochs=1",
+        "students.cnn.epochs=1", "students.bi4l256.schedule.0.epochs=1", "compress.models=[teacher,bi4l256,bow]",
         "compress.backends=[torch-fp32,onnx-fp32]", "bench.batch_sizes=[4]", "bench.threads=[1]", "bench.rows=32",
-        "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8",
+        "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8", "bench.candidates=10",
+        "bench.candidate_queries=2", "bench.footprint=false", "budget.batch=4", "budget.threads=1",
     )
     vocabulary = json.loads((tmp_path / "lcqmc" / "teacher" / "metrics.json").read_text())["vocabulary"]
     assert vocabulary["texts"] > 250 and vocabulary["vocabulary"] < 5_000, vocabulary  # both sides' tokens kept
@@ -109,5 +111,13 @@ def test_pair_task_runs_end_to_end(tmp_path):
     assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100
     # A pair teacher exports with both texts in one graph and keeps its accuracy there.
     compressed = pd.read_csv(tmp_path / "lcqmc" / "compressed" / "summary.csv")
-    assert list(compressed["backend"]) == ["torch-fp32", "onnx-fp32"] and compressed["accuracy_change_pts"].eq(0).all()
-    assert (tmp_path / "lcqmc" / "report" / "report.html").is_file()
+    assert list(compressed["model"]) == ["teacher"] * 2 + ["bi4l256"] * 2 + ["bow"] * 2
+    assert compressed["accuracy_change_pts"].eq(0).all()
+    # The sampled pairs were labelled; the bi-encoder learnt from them and served a query against cached candidates.
+    augmented = pd.read_parquet(tmp_path / "lcqmc" / "label" / "augmented.parquet")
+    assert {"bm25_pair", "random_pair"} <= set(augmented["op"])
+    candidates = pd.read_parquet(tmp_path / "lcqmc" / "bench" / "candidates.parquet").set_index(["model", "backend"])
+    assert candidates.loc[("bi4l256", "onnx-fp32"), "shape"] == "cached" and (candidates["candidates"] == 10).all()
+    assert candidates.loc[("bi4l256", "onnx-fp32"), "cached_agreement_with_pairs"] == 1.0
+    report = (tmp_path / "lcqmc" / "report" / "report.md").read_text()
+    assert "## Query against 10 cached candidates" in report and "**Verdict:**" in report
