@@ -101,18 +101,32 @@ def run_worker(study: optuna.Study, storage: StudyStorage, study_name: str, obje
 def _run_one(study: optuna.Study, storage: StudyStorage, trial: optuna.Trial, objective: Callable,
              heartbeat_s: int) -> tuple[TrialState, list[float] | None]:
     """Run the objective; a failure is recorded with its reason and does not stop the worker. A
-    KeyboardInterrupt leaves the trial running: the heartbeat check fails and re-queues it later."""
+    KeyboardInterrupt leaves the trial running: the heartbeat check fails and re-queues it later. A trial another
+    worker already failed as stale (its heartbeat was late: a starved machine) is left as that worker recorded it,
+    and its retry runs as a new trial."""
+    try:
+        state, values = _run_objective(study, storage, trial, objective, heartbeat_s)
+    except optuna.exceptions.UpdateFinishedTrialError:  # the objective wrote to the trial after it was failed
+        state, values = TrialState.FAIL, None
+    recorded = storage.storage.get_trial(trial._trial_id).state
+    return (state, values) if recorded == state else (recorded, None)
+
+
+def _run_objective(study: optuna.Study, storage: StudyStorage, trial: optuna.Trial, objective: Callable,
+                   heartbeat_s: int) -> tuple[TrialState, list[float] | None]:
     with heartbeat(storage, trial._trial_id, heartbeat_s):
         try:
             values = list(objective(trial))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise
         except optuna.TrialPruned as pruned:
             trial.set_user_attr("pruned", str(pruned))
-            study.tell(trial, state=TrialState.PRUNED)
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             return TrialState.PRUNED, None
         except Exception as err:  # noqa: BLE001  a bad trial must not kill the study
             reason = str(err) if isinstance(err, TinykdError) else f"{type(err).__name__}: {err}"
             trial.set_user_attr(ERROR, reason or type(err).__name__)
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             return TrialState.FAIL, None
-    study.tell(trial, values)
+    study.tell(trial, values, skip_if_finished=True)
     return TrialState.COMPLETE, values

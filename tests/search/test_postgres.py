@@ -63,7 +63,7 @@ def postgres_url():
 
 def test_two_workers_share_one_study_and_every_trial_lands_once(tmp_path, sentiment_files, postgres_url):
     path, config, paths = parent_run(tmp_path, sentiment_files, search=search_section(
-        n_trials=N_TRIALS, storage=postgres_url, heartbeat_s=2))
+        n_trials=N_TRIALS, storage=postgres_url, heartbeat_s=10))  # 2 s: a starved CI machine failed a live trial
     logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
     workers = [start_worker(path, tmp_path / "runs", log) for log in logs]
     outputs = [finish(worker, log) for worker, log in zip(workers, logs)]
