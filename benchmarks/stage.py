@@ -63,6 +63,7 @@ from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.compress.backend import BACKENDS, backend, cannot_run, load_runner
 from tinykd.compress.model_source import ModelSource
+from tinykd.compress.siamese_parts import PART_FILES
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError
@@ -193,7 +194,7 @@ def artifact_size_mb(directory: Path, fallback: Path) -> float:
     """Bytes of weight files (not metadata or tokenizer files) in a built dir; a dir holding none (torch-fp32
     builds only a pointer) serves the model's fp32 dir, so that one is measured."""
     def weights(root: Path) -> int:
-        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()
+        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name not in PART_FILES
                    and not f.name.endswith(NOT_WEIGHTS) and not f.name.startswith(NOT_WEIGHTS_PREFIXES))
 
     size = weights(directory)
