@@ -141,7 +141,9 @@ def test_figures_aggregate_repeats(teacher):
     assert figures["passes"] == sum(figures["passes_repeats"]) == figures["requests"] // 12
     for qps, requests, elapsed in zip(figures["qps_repeats"], figures["requests_repeats"], figures["elapsed_repeats_s"]):
         assert round(qps * elapsed) == requests
-    assert figures["model_qps"] > figures["qps"]  # the model alone is faster than tokenize + model
+    # The model alone is faster than tokenize + model, pooled over the same windows (the median `qps` of the repeats
+    # is not: one slow window on a busy machine drags the pooled model rate under it).
+    assert figures["model_qps"] > figures["requests"] / figures["elapsed_s"]
     assert 0 < figures["tokenize_share"] < 1
 
 
