@@ -40,8 +40,7 @@ class CandidateWork:
     queries: tuple[str, ...]  # one call each
 
 
-def candidate_work(config: Config, paths: RunPaths, requests: RequestSequence) -> CandidateWork:
-    test = pd.read_parquet(require(paths.split("test"), "data"))
+def candidate_work(config: Config, test: pd.DataFrame, requests: RequestSequence) -> CandidateWork:
     candidates = tuple(dict.fromkeys(test["text_b"]))[: config.bench.candidates]
     return CandidateWork(candidates, tuple(dict.fromkeys(requests.texts_a))[: config.bench.candidate_queries])
 
@@ -108,16 +107,16 @@ def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSou
     """One row per model × backend in the candidate shape: queries per second, latency per query, index time and,
     for siamese models, the cached path's test figures."""
     bench, threads = config.bench, max(config.bench.threads)
-    work = candidate_work(config, paths, requests)
-    test = pd.read_parquet(paths.split("test"))
+    test = pd.read_parquet(require(paths.split("test"), "data"))
+    work = candidate_work(config, test, requests)
     scorers, extra = {}, {}
     for pair in tqdm(pairs, desc="candidates: index", unit="model"):
         source, directory = sources[pair.model], paths.compressed(pair.model, pair.backend)
+        embedder = load_embedder(pair.backend, source, directory, threads) if source.siamese else None
+        if source.siamese and embedder is None:
+            continue  # this backend has no cached shape (e.g. a fused or static int8 ONNX graph of the whole pair)
         runner = load_runner(pair.backend, source, directory, threads)
-        if source.siamese:
-            embedder = load_embedder(pair.backend, source, directory, threads)
-            if embedder is None:
-                continue  # this backend has no cached shape (e.g. a fused or int8 ONNX graph of the whole pair)
+        if embedder is not None:
             with pinned_threads(threads):
                 scorers[pair] = _Cached(source, embedder, seq_len, work.candidates)
                 extra[pair] = cached_test_scores(source, embedder, runner, test, requests, seq_len)

@@ -63,18 +63,22 @@ def cannot_run(info: BackendInfo) -> str | None:
 
 def load_runner(name: str, source: ModelSource, directory: Path, threads: int, spin_wait: bool = True) -> Runner:
     """The runner of a built backend; a clear error when it was not built or cannot run here."""
+    return _built_module(name, directory).load(source, directory, threads, spin_wait)
+
+
+def load_embedder(name: str, source: ModelSource, directory: Path, threads: int, spin_wait: bool = True):
+    """The `Embedder` of a built backend for a siamese model, or None where the backend has no cached-candidate
+    shape (`load_embedder`)."""
+    module = _built_module(name, directory)
+    return module.load_embedder(source, directory, threads, spin_wait) if hasattr(module, "load_embedder") else None
+
+
+def _built_module(name: str, directory: Path):
+    """The module of a backend that can run here and whose build `directory` exists; else a clear error."""
     info = backend(name)
     reason = cannot_run(info)
     if reason:
         raise ArtifactError(f"backend {name} cannot run here: {reason}")
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: missing; run the 'compress' stage first (python -m tinykd compress --config ...)")
-    return info.load_module().load(source, directory, threads, spin_wait)
-
-
-def load_embedder(name: str, source: ModelSource, directory: Path, threads: int, spin_wait: bool = True):
-    """The `Embedder` of a built backend for a siamese model, or None where the backend has no cached-candidate
-    shape (`load_embedder`)."""
-    load_runner(name, source, directory, threads, spin_wait)  # the same checks: runnable here, built
-    module = backend(name).load_module()
-    return module.load_embedder(source, directory, threads, spin_wait) if hasattr(module, "load_embedder") else None
+    return info.load_module()

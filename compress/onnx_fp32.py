@@ -8,8 +8,8 @@ from pathlib import Path
 from tinykd.compress.backend import BuildContext
 from tinykd.compress.model_source import ModelSource
 from tinykd.compress.onnx_export import export_onnx, verify
-from tinykd.compress.siamese_parts import EMBED_FILE, OrtEmbedder, export_parts
-from tinykd.errors import ArtifactError
+from tinykd.compress.siamese_parts import export_parts
+from tinykd.compress.siamese_parts import load_ort_embedder as load_embedder  # noqa: F401  this backend's
 from tinykd.onnx_graph import FP32_ATOL, OrtRunner
 
 FILE = "model.onnx"
@@ -35,9 +35,3 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
 
 def load(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtRunner:
     return OrtRunner(out / FILE, threads, spin_wait)
-
-
-def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtEmbedder:
-    if not (out / EMBED_FILE).is_file():
-        raise ArtifactError(f"{out}: no {EMBED_FILE}; re-run the 'compress' stage (older builds lack the siamese parts)")
-    return OrtEmbedder(out, threads, spin_wait)

@@ -18,6 +18,7 @@ from tinykd.compress.onnx_export import max_logit_difference
 from tinykd.compress.onnx_fp32 import FILE
 from tinykd.compress.onnx_fp32 import unavailable as onnx_unavailable
 from tinykd.compress.siamese_parts import COMPARE_FILE, EMBED_FILE, OrtEmbedder, parts_difference
+from tinykd.compress.siamese_parts import load_ort_embedder as load_embedder  # noqa: F401  this backend's
 from tinykd.errors import ArtifactError
 from tinykd.onnx_graph import OrtRunner
 
@@ -48,12 +49,6 @@ def build(source: ModelSource, out: Path, context: BuildContext) -> dict:
     facts |= _quantized_parts(source, context.built("onnx-fp32"), out) if source.siamese else {}
     return {"file": FILE, **facts, "weights": "int8 per channel", "activations": "uint8 per call",
             "max_abs_logit_diff_vs_torch": difference}
-
-
-def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtEmbedder:
-    if not (out / EMBED_FILE).is_file():
-        raise ArtifactError(f"{out}: no {EMBED_FILE}; re-run the 'compress' stage (older builds lack the siamese parts)")
-    return OrtEmbedder(out, threads, spin_wait)
 
 
 def _quantized_parts(source: ModelSource, fp32: Path, out: Path) -> dict:

@@ -80,6 +80,13 @@ class OrtEmbedder:
         return self.comparer({"u": np.ascontiguousarray(np.broadcast_to(u, v.shape)), "v": v})
 
 
+def load_ort_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool = True) -> OrtEmbedder:
+    """`load_embedder` of the ONNX backends that write the parts (onnx-fp32, onnx-int8-dynamic)."""
+    if not (out / EMBED_FILE).is_file():
+        raise ArtifactError(f"{out}: no {EMBED_FILE}; re-run the 'compress' stage (older builds lack the siamese parts)")
+    return OrtEmbedder(out, threads, spin_wait)
+
+
 def export_parts(source: ModelSource, model: torch.nn.Module, out: Path, opset: int) -> dict:
     """Write `embed.onnx` and `compare.onnx` for a siamese source; refuse them if either differs from torch."""
     example = source.example_inputs()

@@ -21,6 +21,12 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Token states (B, L, H) -> (B, H): their mean over the real tokens (mask (B, L), 1 = real)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
+
+
 class MeanPoolConfig(PretrainedConfig):
     model_type = "tinykd-mean-pool"
     sub_configs = {"encoder": AutoConfig}
@@ -73,9 +79,7 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         extra = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state  # (B, L, H)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
-        logits = self.classifier(self.dropout(pooled))  # (B, K)
+        logits = self.classifier(self.dropout(mean_pool(hidden, attention_mask)))  # (B, K)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 

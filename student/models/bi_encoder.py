@@ -24,21 +24,20 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from tinykd.student.models.small_student import pair_features
 from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
+from tinykd.teacher.mean_pool import MeanPoolConfig, mean_pool
 
 
-class BiEncoderConfig(PretrainedConfig):
+class BiEncoderConfig(MeanPoolConfig):
+    """The mean-pool classifier's config (an encoder config inside, classifier dropout) and the head's width."""
+
     model_type = "tinykd-bi-encoder"
-    sub_configs = {"encoder": AutoConfig}
 
     def __init__(self, encoder: PretrainedConfig | dict | None = None, head_hidden: int | None = None,
                  classifier_dropout: float = 0.1, **kwargs) -> None:
-        if isinstance(encoder, dict):
-            encoder = AutoConfig.for_model(**encoder)
-        self.encoder = encoder
-        self.head_hidden = head_hidden or (encoder.hidden_size if encoder is not None else None)
-        self.classifier_dropout = classifier_dropout
-        super().__init__(**kwargs)
+        super().__init__(encoder, classifier_dropout, **kwargs)
+        self.head_hidden = head_hidden or (self.encoder.hidden_size if self.encoder is not None else None)
 
 
 class BiEncoderForSequenceClassification(PreTrainedModel):
@@ -66,13 +65,11 @@ class BiEncoderForSequenceClassification(PreTrainedModel):
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) token ids of one side -> (B, H) mean of its token states."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B, H)
+        return mean_pool(hidden, attention_mask)  # (B, H)
 
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Embeddings (B, H) of each side -> logits (B, K); u (1, H) against v (C, H) broadcasts."""
-        u = u.expand_as(v) if u.shape[0] == 1 else u
-        return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))  # (B, K)
+        return self.head(pair_features(u, v))  # (B, 4H) -> (B, K)
 
     def forward(
         self,

@@ -14,6 +14,13 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 
+def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """[u, v, |u - v|, u * v] of two sides' embeddings (B, D) -> (B, 4D); a u of one row (1, D) stands for every row
+    of v (a query against cached candidates)."""
+    u = u.expand_as(v) if u.shape[0] == 1 else u
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+
 class SmallStudentConfig(PretrainedConfig):
     model_type = "tinykd-small-student"
 
@@ -85,8 +92,7 @@ class SmallStudent(PreTrainedModel):
 
     def compare(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Pair models: embeddings (B, D) of each side -> logits (B, K); u (1, D) against v (C, D) broadcasts."""
-        u = u.expand_as(v) if u.shape[0] == 1 else u
-        return self.head(self.dropout(torch.cat([u, v, (u - v).abs(), u * v], dim=-1)))  # (B, 4D) -> (B, K)
+        return self.head(self.dropout(pair_features(u, v)))  # (B, 4D) -> (B, K)
 
     def forward(
         self,
