@@ -9,6 +9,9 @@ Batches carry the student's inputs plus `labels` (class id, or -100 where a row 
 and `teacher_logits` (B, K; NaN rows where there are none). With a pruned student vocabulary the
 teacher's ids are recovered through `token_map` (student id -> teacher id): both tokenize identically.
 Q/K/V are captured (teacher layer and student last layer) only while training with a term that needs attention.
+A bi-encoder reads each text of a pair alone, so the teacher's relations it learns are the teacher's over each
+text alone too (the relation loss per side): the teacher reads both sides stacked along the batch, and the
+student's two captures are stacked the same way, each padded to one length (the loss ignores padding).
 Each term's running mean is logged by name next to the Trainer's `loss`.
 """
 
@@ -18,6 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
+from torch.nn import functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tinykd.hf_training import ResumableTrainer
@@ -25,7 +29,7 @@ from tinykd.student.losses import AttentionInputs, LossBatch, loss_terms, terms_
 from tinykd.student.losses.hard import NO_TARGET
 from tinykd.student.losses.relation import DEFAULT_PAIRS, Pair
 from tinykd.student.trainers.qkv_capture import capture_qkv
-from tinykd.teacher.encoding import pad_features
+from tinykd.teacher.encoding import SIDE_B, pad_features
 
 
 @dataclass(frozen=True)
@@ -72,16 +76,7 @@ class DistillationTrainer(ResumableTrainer):
         teacher_logits = inputs.pop("teacher_logits", None)  # (B, K)
         weights, attention = self.losses.weights, None
         if terms_needing("attention", weights) and model.training:
-            teacher_inputs = dict(inputs)
-            if self.token_map is not None:
-                teacher_inputs["input_ids"] = self.token_map[inputs["input_ids"]]
-            inner = self.accelerator.unwrap_model(model)  # hooks go on the model inside DDP; forward stays wrapped
-            with capture_qkv(self.teacher, self.losses.teacher_layer) as t, capture_qkv(inner, -1) as s:
-                with torch.no_grad():
-                    self.teacher(**teacher_inputs)
-                outputs = model(**inputs)
-            attention = AttentionInputs(t, s, inputs["attention_mask"], self.losses.relation_heads,
-                                        self.losses.relation_pairs)
+            outputs, attention = self._forward_with_attention(model, inputs)
         else:
             outputs = model(**inputs)
         logits = outputs.logits  # (B, K)
@@ -93,9 +88,39 @@ class DistillationTrainer(ResumableTrainer):
             self._term_batches += 1
         return (loss, outputs) if return_outputs else loss
 
+    def _forward_with_attention(self, model, inputs: dict[str, torch.Tensor]):
+        """The student's forward, and the teacher's and student's Q/K/V on the same texts for the attention terms."""
+        sides = [("input_ids", "attention_mask")]
+        if "input_ids" + SIDE_B in inputs:  # a bi-encoder: each text alone, for the teacher too
+            sides.append(("input_ids" + SIDE_B, "attention_mask" + SIDE_B))
+            teacher_inputs = {"input_ids": _stack([inputs[ids] for ids, _ in sides]),  # (2B, L)
+                              "attention_mask": _stack([inputs[mask] for _, mask in sides])}
+        else:
+            teacher_inputs = dict(inputs)
+        if self.token_map is not None:
+            teacher_inputs["input_ids"] = self.token_map[teacher_inputs["input_ids"]]
+        inner = self.accelerator.unwrap_model(model)  # hooks go on the model inside DDP; forward stays wrapped
+        with capture_qkv(self.teacher, self.losses.teacher_layer) as t, capture_qkv(inner, -1) as s:
+            with torch.no_grad():
+                self.teacher(**teacher_inputs)
+            outputs = model(**inputs)
+        if len(s) != len(sides):
+            raise RuntimeError(f"{type(inner).__name__} ran its last layer {len(s)} times for {len(sides)} text(s) per row")
+        student = {name: _stack([call[name] for call in s]) for name in s[0]}  # (B or 2B, L, H_s)
+        mask = _stack([inputs[mask] for _, mask in sides])  # (B or 2B, L)
+        return outputs, AttentionInputs(t[0], student, mask, self.losses.relation_heads, self.losses.relation_pairs)
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._term_batches and "loss" in logs:  # a training log line: add each term's mean since the last one
             logs.update({f"loss_{name}": round(total / self._term_batches, 6) for name, total in self._term_sums.items()})
             self._term_sums.clear()
             self._term_batches = 0
         super().log(logs, *args, **kwargs)
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Tensors (B, L_i, ...) -> (n·B, max L_i, ...): padded with zeros at the end of dim 1, stacked along the batch.
+    Padded positions are masked (their token ids and projections never reach the relation loss)."""
+    length = max(t.shape[1] for t in tensors)
+    padded = [F.pad(t, (0, 0) * (t.dim() - 2) + (0, length - t.shape[1])) for t in tensors]
+    return torch.cat(padded) if len(padded) > 1 else padded[0]

@@ -2,11 +2,11 @@
 
 ERNIE-Tiny's task distillation (TD1: last-layer self-attention relations; TD2: soft + hard labels) with
 any student size and any teacher layer; for pair tasks the student is a cross-encoder like the teacher or a
-bi-encoder (`shape: bi`, soft + hard labels only). Each schedule stage trains with `DistillationTrainer` in
-`students/<name>/stages/<i>-<stage>/` (checkpoints every `save_steps`; a killed stage resumes), saves
-its model there, and the next stage warm-starts from it; a finished stage whose inputs are unchanged is
-not trained again. `task_prediction` stages keep their best dev epoch. The result is written like the
-small students': `students/<name>/model/` (HF model + its pruned tokenizer), `metrics.json`,
+bi-encoder (`shape: bi`; its relations are learned per side, the teacher reading each text alone). Each schedule
+stage trains with `DistillationTrainer` in `students/<name>/stages/<i>-<stage>/` (checkpoints every `save_steps`;
+a killed stage resumes), saves its model there, and the next stage warm-starts from it; a finished stage whose
+inputs are unchanged is not trained again. `task_prediction` stages keep their best dev epoch. The result is written
+like the small students': `students/<name>/model/` (HF model + its pruned tokenizer), `metrics.json`,
 `train_log.csv` (every Trainer log line, one column per loss term).
 """
 

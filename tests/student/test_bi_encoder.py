@@ -1,20 +1,26 @@
-"""Bi-encoder tiny transformer: built from teacher layers, cached scoring = uncached, reload, ONNX export."""
+"""Bi-encoder tiny transformer: built from teacher layers, cached scoring = uncached, reload, ONNX export, and the
+relation loss per side (the teacher reads each text alone, as the student does)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification, TrainingArguments
 
 from tinykd.onnx_graph import OrtRunner, export_logits_graph
+from tinykd.student.losses.relation import relation_loss
 from tinykd.student.models.bi_encoder import BiEncoderForSequenceClassification, build_bi_encoder
+from tinykd.student.trainers.distill_trainer import DistillationTrainer, LossSettings
+from tinykd.student.trainers.qkv_capture import capture_qkv
 
 
-def _teacher() -> BertForSequenceClassification:
+def _teacher(dropout: float = 0.1) -> BertForSequenceClassification:
     torch.manual_seed(0)
     return BertForSequenceClassification(BertConfig(
         vocab_size=60, hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=32, num_labels=2)).eval()
+        max_position_embeddings=32, num_labels=2, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout)).eval()
 
 
 def _pairs(rows: int = 3, length: int = 7, length_b: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -75,3 +81,37 @@ def test_onnx_export_matches_torch_within_1e_4(tmp_path):
         with torch.no_grad():
             reference = model(**batch).logits.numpy()
         assert np.abs(runner({k: v.numpy() for k, v in batch.items()}) - reference).max() < 1e-4
+
+
+def _relation_term(teacher, student, batch, tmp_path) -> float:
+    """The trainer's relation loss (weight 1, nothing else) on one batch, the student in training mode."""
+    trainer = DistillationTrainer(
+        model=student.train(), args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none"),
+        teacher=teacher, losses=LossSettings(weights={"relation": 1.0}, relation_heads=4))
+    with torch.no_grad():
+        return trainer.compute_loss(student, dict(batch)).item()
+
+
+def test_relation_loss_per_side_is_zero_for_a_student_equal_to_the_teacher(tmp_path):
+    """Every teacher layer at full width: the student's encoder is the teacher's, so its relations on each text
+    alone are the teacher's on that text alone (were the teacher reading the pair, they would differ)."""
+    teacher = _teacher(dropout=0.0)
+    same = build_bi_encoder(teacher, layers=4, hidden=32, heads=4, intermediate=64)
+    assert _relation_term(teacher, same, _pairs(rows=4), tmp_path) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_relation_loss_per_side_weighs_each_real_token_of_both_sides(tmp_path):
+    """The term equals the two sides' losses, each computed alone, weighted by their real query tokens."""
+    teacher = _teacher(dropout=0.0)
+    student = build_bi_encoder(teacher, layers=2, hidden=16, heads=2, intermediate=24, init="random", seed=1)
+    batch = _pairs(rows=3, length=7, length_b=5)
+    by_side, tokens = [], []
+    for ids, mask in (("input_ids", "attention_mask"), ("input_ids_b", "attention_mask_b")):
+        with capture_qkv(teacher, -1) as t, capture_qkv(student, -1) as s, torch.no_grad():
+            teacher(input_ids=batch[ids], attention_mask=batch[mask])
+            student.embed(batch[ids], batch[mask])
+        by_side.append(relation_loss(t[0], s[0], batch[mask], heads=4))
+        tokens.append(batch[mask].sum())
+    expected = (by_side[0] * tokens[0] + by_side[1] * tokens[1]) / (tokens[0] + tokens[1])
+    assert expected.item() > 1e-4
+    assert _relation_term(teacher, student, batch, tmp_path) == pytest.approx(expected.item(), rel=1e-5)

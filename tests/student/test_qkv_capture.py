@@ -24,8 +24,10 @@ def test_captures_the_chosen_layers_projections():
     ids = torch.randint(5, 50, (2, 7))
     layer = model.bert.encoder.layer[2].attention.self
     before = {p: len(getattr(layer, p)._forward_hooks) for p in ("query", "key", "value")}
-    with capture_qkv(model, layer=-1) as last, torch.no_grad():
+    with capture_qkv(model, layer=-1) as calls, torch.no_grad():
         states = model(input_ids=ids, output_hidden_states=True).hidden_states
+    assert len(calls) == 1
+    last = calls[0]
     assert set(last) == {"query", "key", "value"} and last["query"].shape == (2, 7, 32)
     torch.testing.assert_close(last["key"], layer.key(states[2]))  # input of the last layer = hidden_states[2]
     assert {p: len(getattr(layer, p)._forward_hooks) for p in before} == before  # our hooks removed on exit
@@ -37,8 +39,22 @@ def test_same_model_gives_zero_relation_loss_and_a_different_one_does_not():
     with capture_qkv(teacher, -1) as t, capture_qkv(student, -1) as s, torch.no_grad():
         teacher(input_ids=ids)
         student(input_ids=ids)
+    (t,), (s,) = t, s
     assert relation_loss(t, t, mask, heads=4).item() == pytest.approx(0.0, abs=1e-6)
     assert relation_loss(t, s, mask, heads=4).item() > 0
+
+
+def test_each_forward_is_captured_apart():
+    """A bi-encoder runs its encoder once per side: each call's Q/K/V are kept, in call order, at their own length."""
+    model = _bert()
+    first, second = torch.randint(5, 50, (2, 7)), torch.randint(5, 50, (2, 4))
+    with capture_qkv(model, -1) as calls, torch.no_grad():
+        model(input_ids=first)
+        model(input_ids=second)
+    assert [c["value"].shape for c in calls] == [(2, 7, 32), (2, 4, 32)]
+    with capture_qkv(model, -1) as alone, torch.no_grad():
+        model(input_ids=second)
+    torch.testing.assert_close(calls[1]["query"], alone[0]["query"])
 
 
 def test_clear_errors():

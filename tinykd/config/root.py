@@ -208,9 +208,6 @@ class Config(Section):
             weights = stage.loss_weights
             if not any(weights.values()):
                 raise ValueError(f"{where}: every loss weight is 0")
-            if spec.shape == "bi" and weights["relation"]:
-                raise ValueError(f"{where}: a bi-encoder (shape 'bi') reads each text alone and the teacher reads the "
-                                 "pair, so their attention relations do not correspond: set losses.relation to 0")
             if data == "unlabeled" and (weights["soft"] or weights["hard"]):
                 raise ValueError(f"{where}: unlabeled text has no labels or teacher logits; use the relation loss only")
 

@@ -98,7 +98,7 @@ class TransformerStudentSpec(Section):
     shape: Literal["cross", "bi"] = Field(
         default="cross", description="cross: one encoder reads the pair together, as the teacher does; bi (pair tasks): "
         "a bi-encoder embeds each text on its own (mean pooling) and compares [u, v, |u-v|, u*v], so candidates can be "
-        "embedded once and cached. A bi-encoder's stages use the soft and hard losses (no relation loss)")
+        "embedded once and cached. Its relation loss is per side: the teacher's relations over each text read alone")
     layers: int = Field(default=4, ge=1)
     hidden: int = Field(default=384, ge=8)
     heads: int = Field(default=12, ge=1)
