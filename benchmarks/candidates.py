@@ -10,7 +10,8 @@ at least `bench.duration_s` per repeat, repeats interleaved across models, at th
 
 Each siamese model × backend is also scored on the whole test split through the cached path (every distinct text
 embedded once): its accuracy and F1 of the positive class, and the share of predictions equal to the pair graph's
-on the bench's request rows (cached and uncached scoring must agree).
+on the bench's request rows (cached and uncached scoring must agree). A siamese build without an embed graph (a
+fused or static-int8 ONNX graph of the whole pair) is not timed in this shape; its row says why (`not_measured`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tinykd.config import Config
 
 SHAPE_CACHED, SHAPE_PAIRS = "cached", "pairs"  # a siamese model's cached candidates; a cross-encoder's C pairs
 EMBED_BATCH = 64  # texts per embed call when indexing
+NO_EMBED_GRAPH = "its build has no embed graph (one graph of the whole pair), so candidates cannot be cached"
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,13 @@ def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSou
     bench, threads = config.bench, max(config.bench.threads)
     test = pd.read_parquet(require(paths.split("test"), "data"))
     work = candidate_work(config, test, requests)
-    scorers, extra = {}, {}
+    scorers, extra, skipped = {}, {}, []
     for pair in tqdm(pairs, desc="candidates: index", unit="model"):
         source, directory = sources[pair.model], paths.compressed(pair.model, pair.backend)
         embedder = load_embedder(pair.backend, source, directory, threads) if source.siamese else None
         if source.siamese and embedder is None:
-            continue  # this backend has no cached shape (e.g. a fused or static int8 ONNX graph of the whole pair)
+            skipped.append(pair)
+            continue
         runner = load_runner(pair.backend, source, directory, threads)
         if embedder is not None:
             with pinned_threads(threads):
@@ -146,7 +149,11 @@ def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSou
             "index_s": scorers[pair].index_s, "calls": int(len(latency)),
             **{f"cached_{k}": v for k, v in extra.get(pair, {}).items()},
         })
+    records += [{"model": p.model, "backend": p.backend, "shape": SHAPE_CACHED, "not_measured": NO_EMBED_GRAPH}
+                for p in skipped]
     frame = pd.DataFrame(records)
+    if "not_measured" not in frame:
+        frame["not_measured"] = None
     teacher = frame[frame["model"] == "teacher"]
     fp32 = teacher.loc[teacher["backend"] == "torch-fp32", "queries_per_s"]
     frame["speedup_vs_teacher_fp32"] = frame["queries_per_s"] / (fp32.iat[0] if len(fp32) else np.nan)

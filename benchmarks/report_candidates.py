@@ -25,17 +25,22 @@ ABOUT = ("A query is scored against every candidate of a fixed set (the test spl
 class CandidateSection:
     table: pd.DataFrame
     candidates: int
+    not_measured: tuple[str, ...] = ()  # "model/backend: why" for builds left out of this shape
 
     @property
     def title(self) -> str:
         return f"Query against {self.candidates} cached candidates"
 
     def markdown(self) -> list[str]:
-        return [f"## {self.title}", "", ABOUT, "", self.table.to_markdown(index=False, disable_numparse=True), ""]
+        left_out = ["Not measured in this shape:", "", *(f"- {line}" for line in self.not_measured), ""]
+        return [f"## {self.title}", "", ABOUT, "", self.table.to_markdown(index=False, disable_numparse=True), "",
+                *(left_out if self.not_measured else [])]
 
     def html(self) -> str:
+        left_out = "".join(f"<li>{html.escape(line)}</li>" for line in self.not_measured)
         return (f"<h2>{html.escape(self.title)}</h2><p>{html.escape(ABOUT)}</p>"
-                f"{self.table.to_html(index=False, escape=True, border=0)}")
+                f"{self.table.to_html(index=False, escape=True, border=0)}"
+                + (f"<p>Not measured in this shape:</p><ul>{left_out}</ul>" if left_out else ""))
 
 
 def candidate_section(paths: RunPaths, positive: str) -> CandidateSection | None:
@@ -44,6 +49,9 @@ def candidate_section(paths: RunPaths, positive: str) -> CandidateSection | None
     if not path.is_file():
         return None
     rows = pd.read_parquet(path)
+    missing = rows["not_measured"].notna() if "not_measured" in rows else pd.Series(False, index=rows.index)
+    not_measured = tuple(f"{r.model}/{r.backend}: {r.not_measured}" for r in rows[missing].itertuples())
+    rows = rows[~missing]
     shown = []
     for r in rows.itertuples():
         if r.shape == "cached":
@@ -60,7 +68,7 @@ def candidate_section(paths: RunPaths, positive: str) -> CandidateSection | None
             "× teacher's fastest": _times(r.speedup_vs_teacher_best), "index s": f"{r.index_s:.2f}",
             "agrees with pairs": agreement,
         })
-    return CandidateSection(pd.DataFrame(shown), int(rows["candidates"].iat[0]))
+    return CandidateSection(pd.DataFrame(shown), int(rows["candidates"].iat[0]) if len(rows) else 0, not_measured)
 
 
 def _test_figures(paths: RunPaths, model: str, backend: str) -> dict:

@@ -70,7 +70,8 @@ def pair_run(tmp_path_factory):
                                                    {"op": "unk"}]}
     config = load_config(write_config(tmp_path / "c.yaml", {
         "task": _pair_task(tmp_path), "augment": augment, "students": [BI, SMALL], "label": {"batch_size": 32},
-        "compress": {"backends": ["torch-fp32", "onnx-fp32", "onnx-int8-dynamic"]}, "bench": FAST_BENCH}))
+        "compress": {"backends": ["torch-fp32", "onnx-fp32", "onnx-int8-dynamic", "onnx-optimized"]},
+        "bench": FAST_BENCH}))
     paths = RunPaths(tmp_path / "run")
     data_stage.run(config, paths)
     augment_stage.run(config, paths)
@@ -127,9 +128,12 @@ def test_bench_times_the_cached_candidate_shape_beside_the_teachers_pairs(pair_r
     config, paths, _ = pair_run
     compress_stage.run(config, paths)
     bench_stage.run(config, paths)
-    rows = pd.read_parquet(paths.bench_dir / "candidates.parquet").set_index(["model", "backend"])
+    everything = pd.read_parquet(paths.bench_dir / "candidates.parquet").set_index(["model", "backend"])
+    left_out = everything[everything["not_measured"].notna()]  # a fused graph of the whole pair: nothing to cache
+    assert set(left_out.index) == {("bi", "onnx-optimized")}  # (BOW has no fused build: a transformer pass)
+    rows = everything[everything["not_measured"].isna()]
     backends = ("torch-fp32", "onnx-fp32", "onnx-int8-dynamic")
-    assert set(rows.index) == {(m, b) for m in ("teacher", "bi", "bow") for b in backends}
+    assert set(rows.index) == {(m, b) for m in ("teacher", "bi", "bow") for b in backends} | {("teacher", "onnx-optimized")}
     assert (rows["candidates"] == 8).all() and (rows["queries"] == 3).all() and (rows["calls"] >= 6).all()
     assert set(rows.loc["teacher", "shape"]) == {"pairs"} and set(rows.loc[["bi", "bow"], "shape"]) == {"cached"}
     siamese = rows.loc[["bi", "bow"]]
@@ -145,3 +149,4 @@ def test_bench_times_the_cached_candidate_shape_beside_the_teachers_pairs(pair_r
     assert (rows["pairs_scored_per_s"] == rows["queries_per_s"] * 8).all()
     report = report_stage.run(config, paths).path.read_text(encoding="utf-8")
     assert "## Query against 8 cached candidates" in report and re.search(r"\| bi +\| onnx-fp32 +\| cached +\|", report)
+    assert "Not measured in this shape:\n\n- bi/onnx-optimized: its build has no embed graph" in report
