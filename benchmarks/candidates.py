@@ -4,7 +4,7 @@ A request is one query scored against every text of a fixed candidate set: the f
 second texts of the test split. A siamese model (bi-encoder, siamese BOW/TextCNN/BiLSTM) embeds the set once before
 timing (`index_s`) and per query embeds the query and compares its vector with every cached one; a cross-encoder
 (the teacher, cross students) has nothing to cache and scores the query paired with every candidate, C rows per
-call. Either way a query's answer is C labels. Every model serves the same queries (the first
+call. The TF-IDF floor (`bench.floor`) serves like a siamese model: its candidates' n-gram vectors are cached. Either way a query's answer is C labels. Every model serves the same queries (the first
 `bench.candidate_queries` first texts of the bench's request sequence) in whole passes, one query per call, for
 at least `bench.duration_s` per repeat, repeats interleaved across models, at the largest of `bench.threads`.
 
@@ -26,6 +26,9 @@ from tqdm.auto import tqdm
 
 from tinykd.artifacts import RunPaths, require
 from tinykd.benchmarks.harness import RequestSequence, pinned_threads
+from tinykd.benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
+from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
+from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.compress.backend import Runner, load_embedder, load_runner
 from tinykd.compress.model_source import ModelSource
 from tinykd.compress.siamese_parts import Embedder
@@ -73,6 +76,21 @@ class _Pairs:
         return self.runner(self.source.encode([query] * len(self.candidates), self.candidates, self.seq_len))
 
 
+class _FloorCached:
+    """The TF-IDF floor: the candidates' n-gram vectors computed once; a query is one transform and C feature rows."""
+
+    def __init__(self, floor: TfidfFloor, candidates: tuple[str, ...]) -> None:
+        self.floor = floor
+        started = time.perf_counter()
+        self.vectors = floor.vectorizer.transform(list(candidates))  # (C, V) sparse
+        self.index_s = time.perf_counter() - started
+
+    def __call__(self, query: str) -> np.ndarray:
+        u = self.floor.vectorizer.transform([query])  # (1, V)
+        repeated = u[np.zeros(self.vectors.shape[0], dtype=np.intp)]  # (C, V)
+        return self.floor({"features": self.floor.pair_features(repeated, self.vectors)})  # (C, K)
+
+
 def embed_texts(source: ModelSource, embedder: Embedder, texts: list[str], seq_len: int) -> np.ndarray:
     """(N, D) embeddings of `texts`, in batches of similar length."""
     order = np.argsort([len(t) for t in texts], kind="stable")
@@ -104,53 +122,74 @@ def cached_test_scores(source: ModelSource, embedder: Embedder, runner: Runner, 
             "agreement_with_pairs": float((pairs.argmax(1) == predicted[rows]).mean())}
 
 
+def floor_cached_scores(floor: TfidfFloor, test: pd.DataFrame, requests: RequestSequence) -> dict:
+    """`cached_test_scores` for the floor: every distinct test text vectorized once, pairs featurized from the
+    cache."""
+    texts = list(dict.fromkeys([*test["text_a"], *test["text_b"]]))
+    vectors = floor.vectorizer.transform(texts)  # (N, V)
+    where = {text: i for i, text in enumerate(texts)}
+    u, v = vectors[test["text_a"].map(where).to_numpy()], vectors[test["text_b"].map(where).to_numpy()]
+    predicted = floor({"features": floor.pair_features(u, v)}).argmax(1)
+    labels = test["label"].to_numpy()
+    rows = list(requests.row_ids)
+    pairs = floor.predict(test.iloc[rows])
+    return {"accuracy": float((predicted == labels).mean()),
+            "positive_f1": float(f1_score(labels, predicted, pos_label=int(labels.max()), zero_division=0)),
+            "agreement_with_pairs": float((pairs == predicted[rows]).mean())}
+
+
 def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSource], pairs: list,
-                    requests: RequestSequence, seq_len: int) -> pd.DataFrame:
-    """One row per model × backend in the candidate shape: queries per second, latency per query, index time and,
-    for siamese models, the cached path's test figures."""
+                    requests: RequestSequence, seq_len: int, floor: TfidfFloor | None = None) -> pd.DataFrame:
+    """One row per model × backend in the candidate shape (and the floor's, when given): queries per second,
+    latency per query, index time and, for cached models, the cached path's test figures."""
     bench, threads = config.bench, max(config.bench.threads)
     test = pd.read_parquet(require(paths.split("test"), "data"))
     work = candidate_work(config, test, requests)
-    scorers, extra, skipped = {}, {}, []
+    scorers, extra, skipped = {}, {}, []  # keyed by (model, backend)
     for pair in tqdm(pairs, desc="candidates: index", unit="model"):
+        key = (pair.model, pair.backend)
         source, directory = sources[pair.model], paths.compressed(pair.model, pair.backend)
         embedder = load_embedder(pair.backend, source, directory, threads) if source.siamese else None
         if source.siamese and embedder is None:
-            skipped.append(pair)
+            skipped.append(key)
             continue
         runner = load_runner(pair.backend, source, directory, threads)
         if embedder is not None:
             with pinned_threads(threads):
-                scorers[pair] = _Cached(source, embedder, seq_len, work.candidates)
-                extra[pair] = cached_test_scores(source, embedder, runner, test, requests, seq_len)
+                scorers[key] = _Cached(source, embedder, seq_len, work.candidates)
+                extra[key] = cached_test_scores(source, embedder, runner, test, requests, seq_len)
         else:
-            scorers[pair] = _Pairs(source, runner, seq_len, work.candidates)
-    windows = {pair: [] for pair in scorers}
+            scorers[key] = _Pairs(source, runner, seq_len, work.candidates)
+    if floor is not None:
+        key = (FLOOR_NAME, FLOOR_BACKEND)
+        scorers[key] = _FloorCached(floor, work.candidates)
+        extra[key] = floor_cached_scores(floor, test, requests)
+    windows = {key: [] for key in scorers}
     with tqdm(total=bench.repeats * len(scorers), desc="candidates", unit="window") as bar, pinned_threads(threads):
         for repeat in range(bench.repeats):
             order = list(scorers)
             shift = repeat % len(order)
-            for pair in order[shift:] + order[:shift]:
-                scorer = scorers[pair]
+            for key in order[shift:] + order[:shift]:
+                scorer = scorers[key]
                 scorer(work.queries[-1])  # warm-up call: not the first timed one
-                windows[pair].append(_window(scorer, work.queries, bench.duration_s))
+                windows[key].append(_window(scorer, work.queries, bench.duration_s))
                 bar.update()
     records = []
-    for pair, measured in windows.items():
+    for (model, backend), measured in windows.items():
         latency = np.concatenate([w[1] for w in measured]) * 1e3
         qps = np.asarray([len(w[1]) / w[0] for w in measured])
         records.append({
-            "model": pair.model, "backend": pair.backend,
-            "shape": SHAPE_CACHED if sources[pair.model].siamese else SHAPE_PAIRS,
+            "model": model, "backend": backend,
+            "shape": SHAPE_CACHED if model == FLOOR_NAME or sources[model].siamese else SHAPE_PAIRS,
             "candidates": len(work.candidates), "queries": len(work.queries), "threads": threads, "seq_len": seq_len,
             "queries_per_s": float(np.median(qps)), "qps_min": float(qps.min()), "qps_max": float(qps.max()),
             "p50_ms": float(np.percentile(latency, 50)), "p99_ms": float(np.percentile(latency, 99)),
             "pairs_scored_per_s": float(np.median(qps)) * len(work.candidates),
-            "index_s": scorers[pair].index_s, "calls": int(len(latency)),
-            **{f"cached_{k}": v for k, v in extra.get(pair, {}).items()},
+            "index_s": scorers[model, backend].index_s, "calls": int(len(latency)),
+            **{f"cached_{k}": v for k, v in extra.get((model, backend), {}).items()},
         })
-    records += [{"model": p.model, "backend": p.backend, "shape": SHAPE_CACHED, "not_measured": NO_EMBED_GRAPH}
-                for p in skipped]
+    records += [{"model": model, "backend": backend, "shape": SHAPE_CACHED, "not_measured": NO_EMBED_GRAPH}
+                for model, backend in skipped]
     frame = pd.DataFrame(records)
     if "not_measured" not in frame:
         frame["not_measured"] = None

@@ -301,12 +301,16 @@ def forward_figures(sources: dict[str, ModelSource], timings: list[CellTiming],
     return figures
 
 
-def floor_rows(config: Config, paths: RunPaths, requests: RequestSequence, env: dict, started: str) -> pd.DataFrame:
-    """The TF-IDF + logistic regression floor, fitted on the gold train rows, judged on test, timed like the rest
-    (after the neural cells; it is a reference, not a contender whose ratio to the teacher is claimed)."""
-    pair = config.task.kind == "pair"
-    floor = TfidfFloor.fit(pd.read_parquet(require(paths.split("train"), "data")), pair,
-                           num_labels=len(config.task.labels))
+def fit_floor(config: Config, paths: RunPaths) -> TfidfFloor:
+    """The TF-IDF + logistic regression floor, fitted on the gold train rows."""
+    return TfidfFloor.fit(pd.read_parquet(require(paths.split("train"), "data")), config.task.kind == "pair",
+                          num_labels=len(config.task.labels))
+
+
+def floor_rows(config: Config, paths: RunPaths, floor: TfidfFloor, requests: RequestSequence, env: dict,
+               started: str) -> pd.DataFrame:
+    """The floor judged on test and timed like the rest (after the neural cells; it is a reference, not a
+    contender whose ratio to the teacher is claimed)."""
     judged = floor.metrics(pd.read_parquet(paths.split("test")), config.task.display_names)
     records, bench = [], config.bench
     for threads in bench.threads:
@@ -457,13 +461,14 @@ def run(config: Config, paths: RunPaths, footprint: bool | None = None) -> Bench
     figures = forward_figures(sources, timings, requests)
 
     frame = result_rows(config, paths, timings, figures, footprints, peaks, sources, requests, env, started)
-    if config.bench.floor:
-        frame = pd.concat([frame, floor_rows(config, paths, requests, env, started)], ignore_index=True)
+    floor = fit_floor(config, paths) if config.bench.floor else None
+    if floor is not None:
+        frame = pd.concat([frame, floor_rows(config, paths, floor, requests, env, started)], ignore_index=True)
     frame = with_speedups(frame)
     candidates = paths.bench_dir / "candidates.parquet"
     if config.bench.candidates:
         write_parquet(candidates, time_candidates(config, paths, sources, pairs, requests, seq_len or
-                                                  config.task.max_length))
+                                                  config.task.max_length, floor))
     else:
         candidates.unlink(missing_ok=True)  # figures of an earlier sweep would look current
     verdicts = judge_results(frame.to_dict("records"), config.budget, seq_len) if config.budget else []

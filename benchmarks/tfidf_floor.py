@@ -54,8 +54,13 @@ class TfidfFloor:
         a = self.vectorizer.transform(texts_a)
         if not self.pair:
             return {"features": a}
-        b = self.vectorizer.transform(texts_b)
-        return {"features": sp.hstack([a, b, a.multiply(b)]).tocsr()}
+        return {"features": self.pair_features(a, self.vectorizer.transform(texts_b))}
+
+    @staticmethod
+    def pair_features(a: sp.spmatrix, b: sp.spmatrix) -> sp.csr_matrix:
+        """Each side's n-gram vectors (B, V) -> a pair's features [a, b, a ⊙ b] (B, 3V). A side's vectors need no
+        other text, so a matcher can cache its candidates' (the bench's cached-candidate shape)."""
+        return sp.hstack([a, b, a.multiply(b)]).tocsr()
 
     def probabilities(self, inputs: dict) -> np.ndarray:
         """(B, K) class probabilities, one column per declared class in declared order. scikit-learn's columns

@@ -59,7 +59,7 @@ def _pair_task(tmp_path):
 SMALL = {"name": "bow", "kind": "bow", "tokens": "char", "epochs": 2, "min_freq": 1, "embedding_dim": 16,
          "hidden_size": 16}
 FAST_BENCH = {"batch_sizes": [1], "rows": 16, "duration_s": 0.05, "warmup_s": 0, "repeats": 2, "min_calls": 1,
-              "floor": False, "footprint": False, "candidates": 8, "candidate_queries": 3}
+              "floor": True, "footprint": False, "candidates": 8, "candidate_queries": 3}
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,12 @@ def test_bench_times_the_cached_candidate_shape_beside_the_teachers_pairs(pair_r
     assert set(left_out.index) == {("bi", "onnx-optimized")}  # (BOW has no fused build: a transformer pass)
     rows = everything[everything["not_measured"].isna()]
     backends = ("torch-fp32", "onnx-fp32", "onnx-int8-dynamic")
-    assert set(rows.index) == {(m, b) for m in ("teacher", "bi", "bow") for b in backends} | {("teacher", "onnx-optimized")}
+    assert set(rows.index) == ({(m, b) for m in ("teacher", "bi", "bow") for b in backends}
+                               | {("teacher", "onnx-optimized"), ("tfidf-lr", "sklearn")})
+    floor = rows.loc[("tfidf-lr", "sklearn")]  # the floor caches its candidates' n-gram vectors
+    timed = pd.read_parquet(paths.bench_dir / "results.parquet").query("model == 'tfidf-lr'")
+    assert floor["shape"] == "cached" and floor["cached_agreement_with_pairs"] == 1.0
+    assert floor["cached_accuracy"] == pytest.approx(timed["accuracy"].iat[0])
     assert (rows["candidates"] == 8).all() and (rows["queries"] == 3).all() and (rows["calls"] >= 6).all()
     assert set(rows.loc["teacher", "shape"]) == {"pairs"} and set(rows.loc[["bi", "bow"], "shape"]) == {"cached"}
     siamese = rows.loc[["bi", "bow"]]
