@@ -63,15 +63,13 @@ from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.compress.backend import BACKENDS, backend, cannot_run, load_runner
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.siamese_parts import PART_FILES
+from tinykd.compress.build_size import build_size_mb
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError
 from tinykd.task_rows import text_columns
 
 VERSIONED = ("torch", "transformers", "tokenizers", "onnxruntime", "numpy")
-NOT_WEIGHTS = (".json", ".txt", ".md", ".csv", ".log", ".model")  # metadata and tokenizer files
-NOT_WEIGHTS_PREFIXES = ("tokenizer", "vocab", "special_tokens")
 
 
 @dataclass(frozen=True)
@@ -188,17 +186,6 @@ def recorded_test_figure(path: Path, key: str) -> float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     return math.nan
-
-
-def artifact_size_mb(directory: Path, fallback: Path) -> float:
-    """Bytes of weight files (not metadata or tokenizer files) in a built dir; a dir holding none (torch-fp32
-    builds only a pointer) serves the model's fp32 dir, so that one is measured."""
-    def weights(root: Path) -> int:
-        return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and f.name not in PART_FILES
-                   and not f.name.endswith(NOT_WEIGHTS) and not f.name.startswith(NOT_WEIGHTS_PREFIXES))
-
-    size = weights(directory)
-    return (size or weights(fallback)) / 2**20
 
 
 def _footprint_spec(source: ModelSource, pair: Pair, paths: RunPaths, rows: RequestSequence,
@@ -355,7 +342,7 @@ def result_rows(config: Config, paths: RunPaths, timings: list[CellTiming], figu
             **asdict(cell), "device": BACKENDS[cell.backend].device, "repeats": len(timing.windows),
             **timing.figures(),
             **asdict(footprints[pair]),
-            "size_mb": artifact_size_mb(artifact, sources[cell.model].directory),
+            "size_mb": build_size_mb(artifact, sources[cell.model].directory),
             "params": forward.params,
             "accuracy": recorded_accuracy(artifact / "metrics.json"),
             "macro_f1": recorded_test_figure(artifact / "metrics.json", "macro_f1"),

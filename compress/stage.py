@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
 from tinykd.compress.backend import BACKENDS, BuildContext, backend, cannot_run
 from tinykd.compress.model_source import ModelSource
-from tinykd.compress.siamese_parts import PART_FILES
+from tinykd.compress.build_size import build_size_mb
 from tinykd.config import Config
 from tinykd.errors import ArtifactError
 from tinykd.metrics import classification_metrics
@@ -189,14 +189,10 @@ def _build_and_judge(config: Config, paths: RunPaths, source: ModelSource, name:
         facts = module.build(source, tmp, context)
         build_seconds = time.perf_counter() - started
         judged = _judge(config, source, module.load(source, tmp, threads), name, test, labels, fp32_logits)
-        # A backend that writes no weights (torch-fp32, ipex: they load the fp32 directory) has the fp32 size.
-        size = sum(f.stat().st_size for f in tmp.rglob("*")
-                   if f.is_file() and f.suffix != ".json" and f.name not in PART_FILES) or \
-            sum(f.stat().st_size for f in source.directory.glob("*.safetensors"))
         metrics = {
             "fingerprint": stamp, "model": source.name, "backend": name, "family": source.family,
-            "build": facts, "build_seconds": round(build_seconds, 2), "size_mb": size / 2**20, "threads": threads,
-            "test": judged,
+            "build": facts, "build_seconds": round(build_seconds, 2), "size_mb": build_size_mb(tmp, source.directory),
+            "threads": threads, "test": judged,
         }
         write_json(tmp / METRICS, metrics)
     return metrics
