@@ -66,10 +66,13 @@ def seeded_runs(config: Config, paths: RunPaths, variants: dict[str, SmallStuden
 
 def run(config: Config, paths: RunPaths) -> CompareResult:
     """Tables are rewritten after every seed of every student: a killed run leaves a valid partial table
-    (`seeds` column), and the rerun reuses every finished training."""
+    (`seeds` column), and the rerun reuses every finished training. A `--student` run keeps the earlier rows of
+    the students it leaves out."""
     teacher = read_json(require(paths.teacher_metrics, "teacher"))["test"]["accuracy"]
-    cache, runs, out = TokenCache(), [], paths.root / "compare"
-    table = _table(pd.DataFrame(columns=RUN_COLUMNS), teacher)
+    cache, out = TokenCache(), paths.root / "compare"
+    earlier = pd.read_csv(out / "runs.csv") if (out / "runs.csv").is_file() else pd.DataFrame(columns=RUN_COLUMNS)
+    runs = earlier[earlier["student"].isin(config.left_out_students())][RUN_COLUMNS].to_dict("records")
+    table = _table(pd.DataFrame(runs, columns=RUN_COLUMNS), teacher)
     for spec in (s for s in config.small_students if s.training_data.teacher_rows):
         twins = {GOLD: gold_twin(spec, config.compare.gold_epochs), **distilled_variants(spec, config.compare.data)}
         for records in seeded_runs(config, paths, twins, config.compare.seeds, out, cache, spec.name):

@@ -93,6 +93,27 @@ def test_comparison_trains_gold_twins_over_seeds(sentiment_files, tiny_teacher, 
     assert row["data"] == "distilled" and set(runs["dev_accuracy"].between(0, 1)) == {True}
 
 
+def test_a_comparison_of_one_student_keeps_the_others_rows(sentiment_files, tiny_teacher, tmp_path):
+    """`compare --student b` leaves a's rows as they are (the CLI's promise); a plain run drops a student the
+    config no longer lists."""
+    from tinykd.cli import main
+
+    small = {"kind": "bow", "epochs": 1, "min_freq": 1, "embedding_dim": 8, "hidden_size": 8}
+    students = [{"name": "a", **small}, {"name": "b", **small}]
+    config, paths = _pipeline(tmp_path, sentiment_files, tiny_teacher, students=students)
+    args = ["--config", str(tmp_path / "c.yaml"), "--runs-dir", str(tmp_path / "runs"), "--set", "compare.seeds=[0]"]
+    runs_dir = tmp_path / "runs" / config.task.name
+    runs_dir.parent.mkdir()
+    paths.root.rename(runs_dir)
+    assert main(["compare", *args, "--student", "a"]) == 0
+    assert main(["compare", *args, "--student", "b"]) == 0
+    table = pd.read_csv(runs_dir / "compare" / "comparison.csv")
+    assert list(table["student"]) == ["a", "b"] and len(pd.read_csv(runs_dir / "compare" / "runs.csv")) == 4
+    assert main(["compare", *args, "--set", "students=[{name: b, kind: bow, epochs: 1, min_freq: 1, "
+                                          "embedding_dim: 8, hidden_size: 8}]"]) == 0
+    assert list(pd.read_csv(runs_dir / "compare" / "comparison.csv")["student"]) == ["b"]
+
+
 def test_comparison_data_ablation_trains_one_gold_twin_per_seed(sentiment_files, tiny_teacher, tmp_path):
     from tinykd.student.experiments import comparison
 

@@ -62,6 +62,13 @@ class Config(Section):
         names = written if name in written else [s.name for s in self.students]
         return f"students.{names.index(name)}"
 
+    def left_out_students(self) -> list[str]:
+        """Students the YAML lists that this config does not (a `--student` run keeps only some): stages leave their
+        results as they are."""
+        kept = {s.name for s in self.students}
+        written = [s.get("name") for s in (self._written or {}).get("students") or [] if isinstance(s, dict)]
+        return [name for name in written if name not in kept]
+
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
         if self.label.splits and "augmented" in self.label.splits and self.augment is None:
