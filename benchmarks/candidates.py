@@ -4,8 +4,9 @@ A request is one query scored against every text of a fixed candidate set: the f
 second texts of the test split. A siamese model (bi-encoder, siamese BOW/TextCNN/BiLSTM) embeds the set once before
 timing (`index_s`) and per query embeds the query and compares its vector with every cached one; a cross-encoder
 (the teacher, cross students) has nothing to cache and scores the query paired with every candidate, C rows per
-call. The TF-IDF floor (`bench.floor`) serves like a siamese model: its candidates' n-gram vectors are cached. Either way a query's answer is C labels. Every model serves the same queries (the first
-`bench.candidate_queries` first texts of the bench's request sequence) in whole passes, one query per call, for
+call. The TF-IDF floor (`bench.floor`) serves like a siamese model: its candidates' n-gram vectors are cached.
+Either way a query's answer is C labels. Every model serves the same queries (the first `bench.candidate_queries`
+first texts of the bench's request sequence) in whole passes, one query per call, for
 at least `bench.duration_s` per repeat, repeats interleaved across models, at the largest of `bench.threads`.
 
 Each siamese model × backend is also scored on the whole test split through the cached path (every distinct text
@@ -17,6 +18,7 @@ fused or static-int8 ONNX graph of the whole pair) is not timed in this shape; i
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +55,8 @@ def candidate_work(config: Config, test: pd.DataFrame, requests: RequestSequence
 class _Cached:
     """A siamese model: candidates embedded once; a query is one embed and one compare against all of them."""
 
+    shape = SHAPE_CACHED
+
     def __init__(self, source: ModelSource, embedder: Embedder, seq_len: int, candidates: tuple[str, ...]) -> None:
         self.source, self.embedder, self.seq_len = source, embedder, seq_len
         started = time.perf_counter()
@@ -67,7 +71,7 @@ class _Cached:
 class _Pairs:
     """A cross-encoder: the query paired with every candidate, one call of C rows."""
 
-    index_s = 0.0
+    shape, index_s = SHAPE_PAIRS, 0.0
 
     def __init__(self, source: ModelSource, runner: Runner, seq_len: int, candidates: tuple[str, ...]) -> None:
         self.source, self.runner, self.seq_len, self.candidates = source, runner, seq_len, list(candidates)
@@ -78,6 +82,8 @@ class _Pairs:
 
 class _FloorCached:
     """The TF-IDF floor: the candidates' n-gram vectors computed once; a query is one transform and C feature rows."""
+
+    shape = SHAPE_CACHED
 
     def __init__(self, floor: TfidfFloor, candidates: tuple[str, ...]) -> None:
         self.floor = floor
@@ -106,36 +112,35 @@ def embed_texts(source: ModelSource, embedder: Embedder, texts: list[str], seq_l
 
 def cached_test_scores(source: ModelSource, embedder: Embedder, runner: Runner, test: pd.DataFrame,
                        requests: RequestSequence, seq_len: int) -> dict:
-    """The test split through the cached path: accuracy, F1 of the positive (last) class; and agreement with the
-    pair graph on the request rows."""
-    texts = list(dict.fromkeys([*test["text_a"], *test["text_b"]]))
-    vectors = embed_texts(source, embedder, texts, seq_len)
-    where = {text: i for i, text in enumerate(texts)}
-    u, v = vectors[test["text_a"].map(where).to_numpy()], vectors[test["text_b"].map(where).to_numpy()]
-    predicted = np.concatenate([embedder.compare(u[s:s + 1024], v[s:s + 1024]).argmax(1)
-                                for s in range(0, len(test), 1024)])
-    labels = test["label"].to_numpy()
+    """The test split through a siamese model's cached path: accuracy, F1 of the positive (last) class; and
+    agreement with the pair graph on the request rows."""
     rows = list(requests.row_ids)
     pairs = runner(source.encode(list(test["text_a"].iloc[rows]), list(test["text_b"].iloc[rows]), seq_len))
-    return {"accuracy": float((predicted == labels).mean()),
-            "positive_f1": float(f1_score(labels, predicted, pos_label=int(labels.max()), zero_division=0)),
-            "agreement_with_pairs": float((pairs.argmax(1) == predicted[rows]).mean())}
+    return _through_cache(lambda texts: embed_texts(source, embedder, texts, seq_len), embedder.compare, test, rows,
+                          pairs.argmax(1))
 
 
 def floor_cached_scores(floor: TfidfFloor, test: pd.DataFrame, requests: RequestSequence) -> dict:
-    """`cached_test_scores` for the floor: every distinct test text vectorized once, pairs featurized from the
-    cache."""
+    """`cached_test_scores` for the floor: its n-gram vectors are what it caches, its pair path `predict`."""
+    rows = list(requests.row_ids)
+    return _through_cache(floor.vectorizer.transform, lambda u, v: floor({"features": floor.pair_features(u, v)}),
+                          test, rows, floor.predict(test.iloc[rows]))
+
+
+def _through_cache(embed: Callable, compare: Callable, test: pd.DataFrame, rows: list[int],
+                   pair_predictions: np.ndarray) -> dict:
+    """Every distinct test text embedded once (`embed`: texts -> (N, D) vectors), each pair compared from the cache
+    (`compare`: (B, D), (B, D) -> (B, K) scores): accuracy, F1 of the positive (last) class, and agreement with
+    `pair_predictions`, the pair path's labels of the test rows `rows`."""
     texts = list(dict.fromkeys([*test["text_a"], *test["text_b"]]))
-    vectors = floor.vectorizer.transform(texts)  # (N, V)
+    vectors = embed(texts)  # (N, D)
     where = {text: i for i, text in enumerate(texts)}
     u, v = vectors[test["text_a"].map(where).to_numpy()], vectors[test["text_b"].map(where).to_numpy()]
-    predicted = floor({"features": floor.pair_features(u, v)}).argmax(1)
+    predicted = np.concatenate([compare(u[s:s + 1024], v[s:s + 1024]).argmax(1) for s in range(0, len(test), 1024)])
     labels = test["label"].to_numpy()
-    rows = list(requests.row_ids)
-    pairs = floor.predict(test.iloc[rows])
     return {"accuracy": float((predicted == labels).mean()),
             "positive_f1": float(f1_score(labels, predicted, pos_label=int(labels.max()), zero_division=0)),
-            "agreement_with_pairs": float((pairs == predicted[rows]).mean())}
+            "agreement_with_pairs": float((pair_predictions == predicted[rows]).mean())}
 
 
 def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSource], pairs: list,
@@ -180,7 +185,7 @@ def time_candidates(config: Config, paths: RunPaths, sources: dict[str, ModelSou
         qps = np.asarray([len(w[1]) / w[0] for w in measured])
         records.append({
             "model": model, "backend": backend,
-            "shape": SHAPE_CACHED if model == FLOOR_NAME or sources[model].siamese else SHAPE_PAIRS,
+            "shape": scorers[model, backend].shape,
             "candidates": len(work.candidates), "queries": len(work.queries), "threads": threads, "seq_len": seq_len,
             "queries_per_s": float(np.median(qps)), "qps_min": float(qps.min()), "qps_max": float(qps.max()),
             "p50_ms": float(np.percentile(latency, 50)), "p99_ms": float(np.percentile(latency, 99)),

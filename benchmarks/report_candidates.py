@@ -13,12 +13,13 @@ from tinykd.artifacts import RunPaths, read_json
 
 ABOUT = ("A query is scored against every candidate of a fixed set (the test split's first distinct second texts). "
          "`cached`: a siamese model (or the TF-IDF floor, its n-gram vectors) embedded the set once before timing "
-         "('index s') and per query embeds the query and compares it with every cached vector; `pairs`: a cross-encoder scores the query paired with each "
-         "candidate, one call of C rows. Every model served the same queries, one per call, in whole passes; QPS is "
-         "queries per second (median of the repeats), p50/p99 per query; '× teacher fp32' / '× teacher's fastest': "
-         "over the teacher's torch fp32 / fastest backend in this shape. Accuracy and F1 of the positive class: test "
-         "split; for `cached` rows scored through the cached path, with its agreement with the pair graph on the "
-         "bench's request rows; for `pairs` rows the compress stage's figures of that build.")
+         "('index s') and per query embeds the query and compares it with every cached vector; `pairs`: a "
+         "cross-encoder scores the query paired with each candidate, one call of C rows. Every model served the "
+         "same queries, one per call, in whole passes; QPS is queries per second (median of the repeats), p50/p99 "
+         "per query; '× teacher fp32' / '× teacher's fastest': over the teacher's torch fp32 / fastest backend in "
+         "this shape. Accuracy and F1 of the positive class: test split; for `cached` rows scored through the "
+         "cached path, with its agreement with the pair graph on the bench's request rows; for `pairs` rows the "
+         "compress stage's figures of that build.")
 
 
 @dataclass(frozen=True)

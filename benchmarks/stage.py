@@ -62,8 +62,8 @@ from tinykd.benchmarks.tfidf_floor import BACKEND as FLOOR_BACKEND
 from tinykd.benchmarks.tfidf_floor import NAME as FLOOR_NAME
 from tinykd.benchmarks.tfidf_floor import TfidfFloor
 from tinykd.compress.backend import BACKENDS, backend, cannot_run, load_runner
-from tinykd.compress.model_source import ModelSource
 from tinykd.compress.build_size import build_size_mb
+from tinykd.compress.model_source import ModelSource
 from tinykd.config import Config
 from tinykd.environment import environment
 from tinykd.errors import ArtifactError, ConfigError, DataError

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from tinykd.artifacts import RunPaths, atomic_path, fingerprint, read_json, recorded_fingerprint, require, write_json
 from tinykd.compress.backend import BACKENDS, BuildContext, backend, cannot_run
-from tinykd.compress.model_source import ModelSource
 from tinykd.compress.build_size import build_size_mb
+from tinykd.compress.model_source import ModelSource
 from tinykd.config import Config
 from tinykd.errors import ArtifactError
 from tinykd.metrics import classification_metrics

@@ -105,7 +105,8 @@ class DistillationTrainer(ResumableTrainer):
                 self.teacher(**teacher_inputs)
             outputs = model(**inputs)
         if len(s) != len(sides):
-            raise RuntimeError(f"{type(inner).__name__} ran its last layer {len(s)} times for {len(sides)} text(s) per row")
+            raise RuntimeError(f"{type(inner).__name__} ran its last layer {len(s)} times for {len(sides)} "
+                               "text(s) per row")
         student = {name: _stack([call[name] for call in s]) for name in s[0]}  # (B or 2B, L, H_s)
         mask = _stack([inputs[mask] for _, mask in sides])  # (B or 2B, L)
         return outputs, AttentionInputs(t[0], student, mask, self.losses.relation_heads, self.losses.relation_pairs)

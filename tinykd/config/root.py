@@ -58,7 +58,7 @@ class Config(Section):
 
     def student_key(self, name: str) -> str:
         """`students.<i>` of the student `name` in the YAML (a `--student` run keeps only some of the list)."""
-        written = [s.get("name") for s in (self._written or {}).get("students") or [] if isinstance(s, dict)]
+        written = self._written_student_names()
         names = written if name in written else [s.name for s in self.students]
         return f"students.{names.index(name)}"
 
@@ -66,8 +66,11 @@ class Config(Section):
         """Students the YAML lists that this config does not (a `--student` run keeps only some): stages leave their
         results as they are."""
         kept = {s.name for s in self.students}
-        written = [s.get("name") for s in (self._written or {}).get("students") or [] if isinstance(s, dict)]
-        return [name for name in written if name not in kept]
+        return [name for name in self._written_student_names() if name not in kept]
+
+    def _written_student_names(self) -> list[str]:
+        """The names of `students` in the YAML as written (+ --set), in order; [] for a config built in code."""
+        return [s.get("name") for s in (self._written or {}).get("students") or [] if isinstance(s, dict)]
 
     @model_validator(mode="after")
     def _augmented_rows_need_augment(self) -> Config:
