@@ -101,17 +101,25 @@ def build_app(served: ServedModel, spec: ServeConfig):
     return deployment.bind(served, spec)
 
 
+MIN_DRAIN_ENV = "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"
+
+
 @dataclass(frozen=True)
 class RunningApp:
     url: str  # http://host:port/
 
 
 @contextmanager
-def running_app(served: ServedModel, spec: ServeConfig, ready_timeout_s: float = 120.0) -> Iterator[RunningApp]:
+def running_app(served: ServedModel, spec: ServeConfig, ready_timeout_s: float = 120.0,
+                drain_s: float | None = None) -> Iterator[RunningApp]:
     """Deploy the application (on a local Ray started here, or on the cluster at `serve.ray_address`), wait until
     every replica has loaded the model, and tear it down on exit: Ray and Serve are stopped when started here; in a
     caller's Ray session only the application is deleted (and a Serve instance already running there keeps the
-    host and port it was started with)."""
+    host and port it was started with).
+
+    Behind HAProxy a stopping replica keeps draining for Ray's minimum period (30 s) so that an outside load
+    balancer can deregister it; `drain_s` shortens that for a Ray started here, where nothing outside routes to the
+    replicas (the load stage's own traffic has ended when it tears the application down)."""
     import ray
     from ray import serve
 
@@ -121,6 +129,8 @@ def running_app(served: ServedModel, spec: ServeConfig, ready_timeout_s: float =
         for name, on in flags.items():
             if on:
                 os.environ[name] = "1"
+        if drain_s is not None:
+            os.environ[MIN_DRAIN_ENV] = str(drain_s)  # read by the controller and replicas Ray starts below
         if spec.ray_address is None:
             cpus = max(os.cpu_count() or 1, spec.replicas * spec.threads)  # a replica reserves `threads` CPUs
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,

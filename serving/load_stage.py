@@ -99,7 +99,7 @@ def open_system(kind: str, config: Config, paths: RunPaths, subject: Subject) ->
         finally:
             system.close()
         return
-    with running_app(served, spec) as app:
+    with running_app(served, spec, drain_s=0.0) as app:  # nothing routes to it once the load has ended
         system = HttpSystem(app.url, served.pair)
         try:
             yield system

@@ -19,7 +19,7 @@ import pytest
 
 from tests.serving.tiny_run import served_run
 from tinykd.config import ServeConfig
-from tinykd.serving.deployment import running_app
+from tinykd.serving.deployment import MIN_DRAIN_ENV, running_app
 from tinykd.serving.predictor import ServedModel
 
 pytestmark = pytest.mark.slow
@@ -34,18 +34,22 @@ def app(tmp_path_factory, tiny_teacher_module, sentiment_files_module):
     pytest.importorskip("ray.serve", reason="the serve extra is not installed (make serve-env)")
     _, paths = served_run(tmp_path_factory.mktemp("served"), tiny_teacher_module, sentiment_files_module)
     served = ServedModel(paths.root.resolve(), "teacher", "torch-fp32", pair=False, seq_len=32)
-    before = os.environ.get("RAY_SERVE_ENABLE_HA_PROXY")
-    os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"  # what `serve.haproxy` (default true) sets for a Ray the stage starts
+    # What the load stage sets for a Ray it starts: HAProxy in front (`serve.haproxy`, default true), and no 30 s
+    # drain of the replicas at teardown (nothing outside routes to them).
+    flags = {"RAY_SERVE_ENABLE_HA_PROXY": "1", MIN_DRAIN_ENV: "0"}
+    before = {name: os.environ.get(name) for name in flags}
+    os.environ.update(flags)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     try:
         with running_app(served, SPEC) as running:
             yield running
     finally:
         ray.shutdown()
-        if before is None:
-            os.environ.pop("RAY_SERVE_ENABLE_HA_PROXY", None)
-        else:
-            os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
