@@ -92,8 +92,12 @@ def test_compress_stage_builds_every_cpu_backend_within_the_int8_bound(sentiment
     assert sizes["teacher", "onnx-int8-dynamic"] < 0.75 * sizes["teacher", "onnx-fp32"]
     assert (paths.root / "compressed" / "summary.md").read_text().count("| teacher ") == 6
 
+    # A kept build's size is read from its files again (a record from before a change of the size rule is stale).
+    kept = paths.compressed("teacher", "onnx-int8-dynamic") / "metrics.json"
+    kept.write_text(json.dumps(json.loads(kept.read_text()) | {"size_mb": 999.0}))
     again = stage.run(config, paths)
     assert again.reused == len(table) and "11 model × backend builds (11 up to date)" in again.summary()
+    assert again.table.set_index(["model", "backend"])["size_mb"].to_dict() == pytest.approx(sizes.to_dict())
     # Which builds exist is a choice, not an input of a build: narrowing the lists rebuilds nothing.
     fewer = config.model_copy(update={"compress": config.compress.model_copy(
         update={"models": ["teacher"], "backends": ["onnx-int8-dynamic"]})})
