@@ -52,5 +52,9 @@ def load_embedder(source: ModelSource, out: Path, threads: int, spin_wait: bool 
 
 def _quantized(source: ModelSource, out: Path) -> nn.Module:
     model = quantize(source.load_torch())
-    model.load_state_dict(torch.load(out / FILE, weights_only=False))
+    with warnings.catch_warnings():
+        # torch's own unpickling of packed int8 weights goes through TypedStorage and warns of its deprecation
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated", category=UserWarning)
+        state = torch.load(out / FILE, weights_only=False)
+    model.load_state_dict(state)
     return model.eval()
