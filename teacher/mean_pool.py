@@ -37,6 +37,11 @@ class MeanPoolConfig(PretrainedConfig):
             encoder = AutoConfig.for_model(**encoder)
         self.encoder = encoder
         self.classifier_dropout = classifier_dropout
+        # The encoder's special-token ids at the top too: HF's Trainer reads them there and otherwise "aligns" them
+        # from the tokenizer, with a warning at the start of every fine-tune.
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            if encoder is not None and kwargs.get(name) is None and getattr(encoder, name, None) is not None:
+                kwargs[name] = getattr(encoder, name)
         super().__init__(**kwargs)
 
 

@@ -100,3 +100,19 @@ def test_the_same_config_trains_the_same_teacher(sentiment_files, tiny_teacher, 
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_a_mean_pool_classifier_declares_its_encoders_special_tokens(tiny_teacher):
+    # HF's Trainer reads the pad/bos/eos ids at the config's top level; where they are missing it copies them from the
+    # tokenizer and warns at the start of every fine-tune (seen on each teacher and bi-encoder run).
+    from transformers import AutoTokenizer
+    from transformers.trainer_utils import align_special_tokens
+
+    from tinykd.teacher.mean_pool import MeanPoolForSequenceClassification
+
+    model = MeanPoolForSequenceClassification.from_encoder(str(tiny_teacher), num_labels=2)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    assert model.config.pad_token_id == model.config.encoder.pad_token_id == tokenizer.pad_token_id
+    before = model.config.to_dict()
+    align_special_tokens(model, tokenizer)  # what the Trainer does first: nothing to change
+    assert model.config.to_dict() == before
