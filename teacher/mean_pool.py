@@ -9,8 +9,6 @@ classes, so a saved teacher loads with `AutoModelForSequenceClassification.from_
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 from torch import nn
 from transformers import (
@@ -21,16 +19,6 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.models.auto.modeling_auto import MODEL_MAPPING
-
-
-def without_pooler(encoder: PretrainedConfig) -> dict:
-    """`add_pooling_layer=False` for an encoder class that takes it (BERT, XLM-R, ...): a mean-pooled model never uses
-    the [CLS] pooler, which E5 never trained, and the encoder would otherwise build it random (and report it missing)
-    in every teacher and student."""
-    model_class = MODEL_MAPPING.get(type(encoder), None)
-    takes = model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
-    return {"add_pooling_layer": False} if takes else {}
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -60,11 +48,10 @@ class MeanPoolConfig(PretrainedConfig):
 class MeanPoolForSequenceClassification(PreTrainedModel):
     config_class = MeanPoolConfig
     base_model_prefix = "encoder"
-    _keys_to_ignore_on_load_unexpected = [r"encoder\.pooler\."]  # bundles saved before `without_pooler`
 
     def __init__(self, config: MeanPoolConfig) -> None:
         super().__init__(config)
-        self.encoder = AutoModel.from_config(config.encoder, **without_pooler(config.encoder))
+        self.encoder = AutoModel.from_config(config.encoder)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.encoder.hidden_size, config.num_labels)
         self.post_init()
@@ -77,7 +64,7 @@ class MeanPoolForSequenceClassification(PreTrainedModel):
     @classmethod
     def from_encoder(cls, encoder_dir: str, **config_kwargs) -> MeanPoolForSequenceClassification:
         """A new classifier around the pretrained encoder in `encoder_dir` (random head)."""
-        encoder = AutoModel.from_pretrained(encoder_dir, **without_pooler(AutoConfig.from_pretrained(encoder_dir)))
+        encoder = AutoModel.from_pretrained(encoder_dir)
         model = cls(MeanPoolConfig(encoder=encoder.config, **config_kwargs))
         model.encoder = encoder
         return model

@@ -26,7 +26,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tinykd.student.models.small_student import pair_features
 from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
-from tinykd.teacher.mean_pool import MeanPoolConfig, mean_pool, without_pooler
+from tinykd.teacher.mean_pool import MeanPoolConfig, mean_pool
 
 
 class BiEncoderConfig(MeanPoolConfig):
@@ -43,11 +43,10 @@ class BiEncoderConfig(MeanPoolConfig):
 class BiEncoderForSequenceClassification(PreTrainedModel):
     config_class = BiEncoderConfig
     base_model_prefix = "encoder"
-    _keys_to_ignore_on_load_unexpected = [r"encoder\.pooler\."]  # bundles saved before `without_pooler`
 
     def __init__(self, config: BiEncoderConfig) -> None:
         super().__init__(config)
-        self.encoder = AutoModel.from_config(config.encoder, **without_pooler(config.encoder))
+        self.encoder = AutoModel.from_config(config.encoder)
         hidden = config.encoder.hidden_size
         self.head = nn.Sequential(
             nn.Dropout(config.classifier_dropout), nn.Linear(4 * hidden, config.head_hidden), nn.ReLU(),
@@ -101,9 +100,7 @@ def build_bi_encoder(teacher: PreTrainedModel, layers: int, hidden: int, heads: 
                              label2id=dict(cross.config.label2id))
     torch.manual_seed(seed)
     model = BiEncoderForSequenceClassification(config)
-    # a BERT-classifier teacher's encoder has a [CLS] pooler; the mean-pooled bi-encoder has none (`without_pooler`)
-    weights = {name: value for name, value in cross.base_model.state_dict().items() if not name.startswith("pooler.")}
-    model.encoder.load_state_dict(weights)
+    model.encoder.load_state_dict(cross.base_model.state_dict())
     return model
 
 
