@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -33,18 +34,22 @@ def app(tmp_path_factory, tiny_teacher_module, sentiment_files_module):
     pytest.importorskip("ray.serve", reason="the serve extra is not installed (make serve-env)")
     _, paths = served_run(tmp_path_factory.mktemp("served"), tiny_teacher_module, sentiment_files_module)
     served = ServedModel(paths.root.resolve(), "teacher", "torch-fp32", pair=False, seq_len=32)
-    with pytest.MonkeyPatch.context() as environment:
-        # What the load stage sets for a Ray it starts: HAProxy in front (`serve.haproxy`, default true), and no 30 s
-        # drain of the replicas at teardown (nothing outside routes to them).
-        environment.setenv("RAY_SERVE_ENABLE_HA_PROXY", "1")
-        environment.setenv(MIN_DRAIN_ENV, "0")
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
-        try:
-            with running_app(served, SPEC) as running:
-                yield running
-        finally:
-            ray.shutdown()
+    # What the load stage sets for a Ray it starts: HAProxy in front (`serve.haproxy`, default true), and no 30 s
+    # drain of the replicas at teardown (nothing outside routes to them).
+    flags = {"RAY_SERVE_ENABLE_HA_PROXY": "1", MIN_DRAIN_ENV: "0"}
+    before = {name: os.environ.get(name) for name in flags}
+    os.environ.update(flags)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        with running_app(served, SPEC) as running:
+            yield running
+    finally:
+        ray.shutdown()
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
