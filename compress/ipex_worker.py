@@ -70,7 +70,7 @@ def versions() -> dict[str, str]:
     import transformers
 
     import tinykd.compress.model_source  # noqa: F401  the same load path as ModelSource.load_torch
-    import tinykd.student.models.bi_encoder  # noqa: F401
+    import tinykd.teacher.bi_encoder  # noqa: F401
     import tinykd.student.models.registry  # noqa: F401
     import tinykd.teacher.mean_pool  # noqa: F401
 

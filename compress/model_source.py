@@ -25,7 +25,7 @@ from tinykd.artifacts import RunPaths, read_json, require
 from tinykd.errors import ArtifactError
 
 SMALL_TOKENIZER_FILE = "tinykd_tokenizer.json"
-BI_ENCODER = "tinykd-bi-encoder"  # the bi-encoder student's config `model_type` (tinykd.student.models.bi_encoder)
+BI_ENCODER = "tinykd-bi-encoder"  # the bi-encoder student's config `model_type` (tinykd.teacher.bi_encoder)
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class ModelSource:
 
 def register_model_classes() -> None:
     """Register tinykd's own HF model classes (mean-pool classifier, bi-encoder) with the Auto classes."""
-    import tinykd.student.models.bi_encoder  # noqa: F401
+    import tinykd.teacher.bi_encoder  # noqa: F401
     import tinykd.teacher.mean_pool  # noqa: F401
 
 

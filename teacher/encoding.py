@@ -87,3 +87,17 @@ def pad_features(tokenizer: PreTrainedTokenizerBase, features: list[dict]) -> di
                              return_tensors="pt")
         batch |= {k + SIDE_B: v for k, v in side.items()}
     return batch
+
+
+class SidesCollator:
+    """Trainer batches of rows encoded with `sides` (a bi-encoder): each text padded to its own longest row, the
+    labels kept. HF's `DataCollatorWithPadding` pads only `input_ids` and its companions."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = pad_features(self.tokenizer, features)
+        if "labels" in features[0]:
+            batch["labels"] = torch.tensor([f["labels"] for f in features])
+        return batch

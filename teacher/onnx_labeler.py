@@ -16,9 +16,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tinykd.onnx_graph import FP32_ATOL, OrtRunner, export_logits_graph, fuse_bert
+from tinykd.teacher.encoding import SIDE_B, pad_features
 
 OPSET = 17
 CHECK_ROWS = 16  # rows per check batch
@@ -68,10 +69,9 @@ def onnx_teacher(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fea
 
 def _check_batches(tokenizer: PreTrainedTokenizerBase, features: list[dict]) -> list[dict[str, torch.Tensor]]:
     """The shortest and the longest rows, as two padded batches of different shapes."""
-    order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
-    collate = DataCollatorWithPadding(tokenizer)
+    order = np.argsort([len(f["input_ids"]) + len(f.get("input_ids" + SIDE_B, ())) for f in features], kind="stable")
     picks = [order[:CHECK_ROWS], order[-CHECK_ROWS:]] if len(order) > CHECK_ROWS else [order]
-    return [dict(collate([{k: v for k, v in features[i].items() if k != "labels"} for i in pick])) for pick in picks]
+    return [pad_features(tokenizer, [features[i] for i in pick]) for pick in picks]
 
 
 @torch.inference_mode()

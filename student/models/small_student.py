@@ -13,12 +13,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-
-def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """[u, v, |u - v|, u * v] of two sides' embeddings (B, D) -> (B, 4D); a u of one row (1, D) stands for every row
-    of v (a query against cached candidates)."""
-    u = u.expand_as(v) if u.shape[0] == 1 else u
-    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+from tinykd.teacher.bi_encoder import pair_features
 
 
 class SmallStudentConfig(PretrainedConfig):

@@ -55,9 +55,10 @@ from tinykd.hf_training import (
 from tinykd.metrics import classification_metrics
 from tinykd.peoples_daily import read_peoples_daily
 from tinykd.student.losses.hard import NO_TARGET
-from tinykd.student.models.bi_encoder import BiEncoderForSequenceClassification, build_bi_encoder  # also registers the bi-encoder with the Auto classes
+from tinykd.student.models.bi_encoder import build_bi_encoder
 from tinykd.student.models.tiny_transformer import build_tiny_transformer, encoder_config
 from tinykd.student.trainers.distill_trainer import DistillationCollator, DistillationTrainer, LossSettings
+from tinykd.teacher.bi_encoder import BiEncoderForSequenceClassification  # also registers it with the Auto classes
 from tinykd.teacher.encoding import encode_rows, predict_logits
 from tinykd.teacher.ensemble import structural_teacher
 from tinykd.vocabulary_pruning import prune_tokenizer, used_token_ids

