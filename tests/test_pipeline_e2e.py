@@ -107,11 +107,15 @@ def test_pair_task_runs_end_to_end(tmp_path):
         "bench.warmup_s=0.1", "bench.duration_s=0.3", "bench.repeats=1", "bench.min_calls=8", "bench.candidates=10",
         "bench.candidate_queries=2", "bench.footprint=false", "budget.batch=4", "budget.threads=1",
     )
-    vocabulary = json.loads((tmp_path / "lcqmc" / "teacher" / "metrics.json").read_text())["vocabulary"]
+    teacher = json.loads((tmp_path / "lcqmc" / "teacher" / "metrics.json").read_text())
+    vocabulary = teacher["vocabulary"]
     assert vocabulary["texts"] > 250 and vocabulary["vocabulary"] < 5_000, vocabulary  # both sides' tokens kept
+    assert teacher["shape"] == "bi" and teacher["cosine_head_fit"]["rows"] == 200  # E5 as a bi-encoder
     test = pd.read_parquet(tmp_path / "lcqmc" / "label" / "test.parquet")
     assert list(test.columns) == ["text_a", "text_b", "label", "logits"] and len(test) == 100
-    # A pair teacher exports with both texts in one graph and keeps its accuracy there.
+    # The teacher labelled with each text encoded apart: its logits give the teacher stage's test accuracy.
+    assert (np.stack(test["logits"]).argmax(1) == test["label"]).mean() == pytest.approx(teacher["test"]["accuracy"])
+    # A pair teacher exports in its siamese shape and keeps its accuracy there.
     compressed = pd.read_csv(tmp_path / "lcqmc" / "compressed" / "summary.csv")
     assert list(compressed["model"]) == ["teacher"] * 2 + ["bi4l256"] * 2 + ["bow"] * 2
     assert compressed["accuracy_change_pts"].eq(0).all()
@@ -121,5 +125,6 @@ def test_pair_task_runs_end_to_end(tmp_path):
     candidates = pd.read_parquet(tmp_path / "lcqmc" / "bench" / "candidates.parquet").set_index(["model", "backend"])
     assert candidates.loc[("bi4l256", "onnx-fp32"), "shape"] == "cached" and (candidates["candidates"] == 10).all()
     assert candidates.loc[("bi4l256", "onnx-fp32"), "cached_agreement_with_pairs"] == 1.0
+    assert candidates.loc[("teacher", "onnx-fp32"), "shape"] == "cached"  # a bi-encoder teacher caches too
     report = (tmp_path / "lcqmc" / "report" / "report.md").read_text()
     assert "## Query against 10 cached candidates" in report and "**Verdict:**" in report

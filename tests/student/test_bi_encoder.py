@@ -11,9 +11,9 @@ from transformers import AutoModelForSequenceClassification, BertConfig, BertFor
 from tinykd.onnx_graph import OrtRunner, export_logits_graph
 from tinykd.student.losses.relation import relation_loss
 from tinykd.student.models.bi_encoder import build_bi_encoder
-from tinykd.teacher.bi_encoder import BiEncoderForSequenceClassification
 from tinykd.student.trainers.distill_trainer import DistillationTrainer, LossSettings
 from tinykd.student.trainers.qkv_capture import capture_qkv
+from tinykd.teacher.bi_encoder import BiEncoderConfig, BiEncoderForSequenceClassification
 
 
 def _teacher(dropout: float = 0.1) -> BertForSequenceClassification:
@@ -41,6 +41,19 @@ def test_encoder_is_the_tiny_transformer_of_the_chosen_teacher_layers():
     torch.testing.assert_close(model.encoder.encoder.layer[1].attention.self.query.weight, query[:16, :16])
     assert model.head[1].in_features == 4 * 16 and model.config.num_labels == 2
     assert model.config.id2label == teacher.config.id2label
+
+
+def test_a_bi_encoder_teacher_gives_its_layers_and_the_student_an_mlp_head():
+    """`teacher.shape: bi`: the student copies the cosine teacher's encoder layers and learns its own head."""
+    cross = _teacher()
+    teacher = BiEncoderForSequenceClassification(BiEncoderConfig(encoder=cross.config, head="cosine", num_labels=2))
+    teacher.encoder.load_state_dict(cross.bert.state_dict())
+    model = build_bi_encoder(teacher, layers=2, hidden=16, heads=2, intermediate=24, teacher_layers=[0, 2])
+    query = teacher.encoder.encoder.layer[2].attention.self.query.weight
+    torch.testing.assert_close(model.encoder.encoder.layer[1].attention.self.query.weight, query[:16, :16])
+    assert model.config.head == "mlp" and model.head[1].in_features == 4 * 16
+    with torch.no_grad():
+        assert model(**_pairs()).logits.shape == (3, 2)
 
 
 def test_the_mean_pool_ignores_padding():
