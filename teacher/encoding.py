@@ -67,7 +67,7 @@ def batched_logits(
 
     `forward` is the torch model or its ONNX Runtime graph: both see the same batches.
     """
-    order = np.argsort([len(f["input_ids"]) + len(f.get("input_ids" + SIDE_B, ())) for f in features], kind="stable")
+    order = length_order(features)
     logits = np.zeros((len(features), num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -76,6 +76,11 @@ def batched_logits(
         if progress is not None:
             progress.update(len(index))
     return logits
+
+
+def length_order(features: list[dict]) -> np.ndarray:
+    """Indices of `features` from the fewest tokens to the most (both texts of a pair encoded apart counted)."""
+    return np.argsort([len(f["input_ids"]) + len(f.get("input_ids" + SIDE_B, ())) for f in features], kind="stable")
 
 
 def pad_features(tokenizer: PreTrainedTokenizerBase, features: list[dict]) -> dict[str, torch.Tensor]:

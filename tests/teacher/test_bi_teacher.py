@@ -120,3 +120,9 @@ def test_bi_teacher_is_refused_where_a_cosine_cannot_apply(sentiment_files, tmp_
                 "teacher": {"shape": "bi", **teacher}}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(write_config(tmp_path / "c.yaml", sections))
+
+
+def test_changing_the_shape_retrains_the_teacher(bi_teacher_run):
+    config, paths, _ = bi_teacher_run
+    cross = config.model_copy(update={"teacher": config.teacher.model_copy(update={"shape": "cross"})})
+    assert finetune._stamp(cross, paths, cross.teacher) != finetune._stamp(config, paths, config.teacher)
