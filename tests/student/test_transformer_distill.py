@@ -61,10 +61,13 @@ def test_changing_a_later_stage_reuses_the_earlier_ones(sentiment_files, tiny_te
 @pytest.mark.parametrize("student, message", [
     (dict(TINY, schedule=[{"stage": "general", "losses": {"soft": 1.0}}]),
      r"schedule.0 \(general\): unlabeled text has no labels or teacher logits"),
-    (dict(TINY, hidden=18, heads=2, relation={"heads": 4}), r"relation.heads 4 does not divide hidden 18"),
+    (dict(TINY, hidden=18, heads=2, relation={"heads": 4}),
+     r"schedule.0 \(general\): relation.heads 4 does not divide hidden 18; this stage weighs the relation loss"),
     (dict(TINY, schedule=[{"stage": "task_prediction", "losses": {"soft": 0.0}}]), r"every loss weight is 0"),
 ])
 def test_bad_transformer_config(sentiment_files, tmp_path, student, message):
+    """One line naming the key and the stage; relation heads matter only to a stage that weighs the relation loss
+    (`test_relation_heads_need_not_divide_a_student_without_relation_stages`)."""
     path = write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
                                               "students": [student]})
     with pytest.raises(ConfigError, match=message):
@@ -111,3 +114,12 @@ def test_init_checkpoint_continues_another_student_of_the_same_run(sentiment_fil
     assert cli.main(["distill", "--config", str(path), "--runs-dir", str(elsewhere), "--student", "more"]) == 2
     message = capsys.readouterr().err
     assert f"students.more.checkpoint: {elsewhere}/tiny/students/base/model holds no saved model" in message
+
+
+def test_relation_heads_need_not_divide_a_student_without_relation_stages(sentiment_files, tmp_path):
+    """A 256-wide student trained on labels only is valid with the default 12 relation heads (12 does not divide 256)."""
+    student = dict(TINY, hidden=256, heads=8, relation={"heads": 12},
+                   schedule=[{"stage": "task_prediction", "losses": {"hard": 1.0}}])
+    config = load_config(write_config(tmp_path / "c.yaml", {"task": file_task(sentiment_files), "augment": {},
+                                                             "students": [student]}))
+    assert config.students[0].hidden == 256

@@ -220,6 +220,9 @@ class Config(Section):
                 raise ValueError(f"{where}: every loss weight is 0")
             if data == "unlabeled" and (weights["soft"] or weights["hard"]):
                 raise ValueError(f"{where}: unlabeled text has no labels or teacher logits; use the relation loss only")
+            if weights["relation"] and spec.hidden % spec.relation.heads:  # only a relation stage splits heads
+                raise ValueError(f"{where}: relation.heads {spec.relation.heads} does not divide hidden {spec.hidden}; "
+                                 "this stage weighs the relation loss")
 
     def _data_problem(self, data: str) -> str | None:
         """Why a student (or schedule stage) cannot train on `data` with this config; None when it can."""

@@ -120,8 +120,6 @@ class TransformerStudentSpec(Section):
     def _consistent(self) -> TransformerStudentSpec:
         if self.hidden % self.heads:
             raise ValueError(f"hidden {self.hidden} is not a multiple of heads {self.heads}")
-        if self.hidden % self.relation.heads:
-            raise ValueError(f"relation.heads {self.relation.heads} does not divide hidden {self.hidden}")
         if self.init == "checkpoint" and self.checkpoint is None:
             raise ValueError("init 'checkpoint' needs a checkpoint path")
         if self.teacher_layers is not None and len(self.teacher_layers) != self.layers:
