@@ -84,10 +84,11 @@ class BiEncoderForSequenceClassification(PreTrainedModel):
 
     @classmethod
     def from_encoder(cls, base: str, head: str = "mlp", **labels) -> BiEncoderForSequenceClassification:
-        """A bi-encoder over a pretrained encoder (`from_pretrained(base)`), its head new."""
+        """A bi-encoder around the pretrained encoder in `base` (its head new), built as the mean-pool classifier's
+        `from_encoder` builds one: the loaded encoder replaces the constructor's, its weights not copied over."""
         encoder = AutoModel.from_pretrained(base)
         model = cls(BiEncoderConfig(encoder=encoder.config, head=head, **labels))
-        model.encoder.load_state_dict(encoder.state_dict())
+        model.encoder = encoder
         return model
 
     def _init_weights(self, module: nn.Module) -> None:
